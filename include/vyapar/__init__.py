@@ -1,0 +1,1 @@
+"""VyaparBazaar analytics platform: raw data, dbt on DuckDB via Cosmos, and alerting."""
