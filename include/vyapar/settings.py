@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -20,6 +21,13 @@ DBT_MANIFEST_PATH = _path("VYAPAR_DBT_MANIFEST", DBT_PROJECT_DIR / "target" / "m
 DBT_TARGET = os.environ.get("VYAPAR_DBT_TARGET", "duckdb")
 # A file beside the warehouse: whoever holds it is the one process writing DuckDB.
 WAREHOUSE_LOCK_PATH = _path("VYAPAR_WAREHOUSE_LOCK", DUCKDB_PATH.with_suffix(".lock"))
+# The real dbt, next to this interpreter when installed in a virtualenv; dbt-serialized wraps it.
+DBT_BIN = os.environ.get("VYAPAR_DBT_BIN") or (
+    str(Path(sys.executable).with_name("dbt")) if Path(sys.executable).with_name("dbt").exists() else "dbt"
+)
+DBT_SERIALIZED = REPO_ROOT / "include" / "vyapar" / "bin" / "dbt-serialized"
+# Airflow pool of one slot for every task that opens the DuckDB file (the scheduler-side half of the lock).
+WAREHOUSE_POOL = os.environ.get("VYAPAR_WAREHOUSE_POOL", "duckdb_warehouse")
 TIMEZONE = os.environ.get("VYAPAR_TIMEZONE", "Asia/Kolkata")
 
 
@@ -32,6 +40,8 @@ def dbt_env() -> dict[str, str]:
         "VYAPAR_DUCKDB_THREADS": os.environ.get("VYAPAR_DUCKDB_THREADS", "2"),
         "VYAPAR_DUCKDB_MEMORY_LIMIT": os.environ.get("VYAPAR_DUCKDB_MEMORY_LIMIT", "4GB"),
         "DBT_PROFILES_DIR": str(DBT_PROJECT_DIR),
+        "VYAPAR_WAREHOUSE_LOCK": str(WAREHOUSE_LOCK_PATH),
+        "VYAPAR_DBT_BIN": DBT_BIN,
         "DO_NOT_TRACK": "1",
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
     }

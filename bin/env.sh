@@ -1,0 +1,16 @@
+# Sourced by bin/setup, bin/start and bin/test: the embedded defaults of a local run. Every value can be
+# overridden from the environment. Airflow reads AIRFLOW__SECTION__KEY variables; dbt reads VYAPAR_*.
+REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+export REPO_ROOT
+export VENV="${VENV:-$REPO_ROOT/.venv}"
+export PATH="$VENV/bin:$PATH"
+export PYTHONPATH="$REPO_ROOT${PYTHONPATH:+:$PYTHONPATH}"
+export AIRFLOW_HOME="${AIRFLOW_HOME:-$REPO_ROOT/airflow_home}"
+export AIRFLOW__CORE__DAGS_FOLDER="${AIRFLOW__CORE__DAGS_FOLDER:-$REPO_ROOT/dags}"
+export AIRFLOW__CORE__PLUGINS_FOLDER="${AIRFLOW__CORE__PLUGINS_FOLDER:-$REPO_ROOT/plugins}"
+export AIRFLOW__CORE__LOAD_EXAMPLES="${AIRFLOW__CORE__LOAD_EXAMPLES:-False}"
+export AIRFLOW__CORE__DEFAULT_TIMEZONE="${AIRFLOW__CORE__DEFAULT_TIMEZONE:-Asia/Kolkata}"
+export AIRFLOW__COSMOS__ENABLE_TELEMETRY=False
+export DO_NOT_TRACK=1
+export DBT_SEND_ANONYMOUS_USAGE_STATS=false
+export VYAPAR_DATA_DIR="${VYAPAR_DATA_DIR:-$REPO_ROOT/data}"

@@ -1,0 +1,43 @@
+-- Event-level clickstream with event-type flags and the event's position within its session.
+with events as (
+    select * from {{ ref('stg_clickstream') }}
+),
+
+enriched as (
+    select
+        event_id,
+        session_id,
+        customer_id,
+        customer_id is null as is_anonymous,
+        event_timestamp,
+        event_date,
+        event_type,
+        page_type,
+        product_id,
+        coalesce(device, 'unknown') as device,
+        browser,
+        utm_source,
+        coalesce(utm_source, 'untracked') as traffic_source,
+        event_type = 'page_view' as is_page_view_event,
+        event_type = 'product_view' as is_product_view_event,
+        event_type = 'cart_add' as is_cart_add_event,
+        event_type = 'cart_remove' as is_cart_remove_event,
+        event_type = 'checkout' as is_checkout_event,
+        event_type = 'purchase' as is_purchase_event,
+        row_number() over (
+            partition by session_id order by event_timestamp, event_id
+        ) as event_sequence_in_session,
+        min(event_timestamp) over (partition by session_id) as session_started_at,
+        _loaded_at
+    from events
+),
+
+final as (
+    select
+        *,
+        event_sequence_in_session = 1 as is_session_first_event,
+        {{ dbt.datediff('session_started_at', 'event_timestamp', 'second') }} as seconds_since_session_start
+    from enriched
+)
+
+select * from final

@@ -1,0 +1,55 @@
+"""Cosmos configuration, defined once: the dbt project, its profile, and how every dbt task runs."""
+
+from __future__ import annotations
+
+import airflow  # noqa: F401  -- must be imported before cosmos.constants (circular import otherwise)
+from cosmos import ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
+from cosmos.constants import ExecutionMode, InvocationMode, LoadMode, SourceRenderingBehavior, TestBehavior
+
+from include.vyapar import settings
+
+
+class ManifestMissingError(FileNotFoundError):
+    """The compiled dbt manifest is missing: DAGs load from it and never run dbt at parse time."""
+
+
+def project_config() -> ProjectConfig:
+    if not settings.DBT_MANIFEST_PATH.exists():
+        raise ManifestMissingError(
+            f"dbt manifest not found at {settings.DBT_MANIFEST_PATH}. Build it with `bin/setup` "
+            "(runs `dbt parse`); the DAGs load the dbt project from it."
+        )
+    return ProjectConfig(
+        dbt_project_path=settings.DBT_PROJECT_DIR,
+        manifest_path=settings.DBT_MANIFEST_PATH,
+        project_name="vyaparbazaar",
+        env_vars=settings.dbt_env(),
+        install_dbt_deps=False,
+    )
+
+
+def profile_config() -> ProfileConfig:
+    return ProfileConfig(
+        profile_name="vyaparbazaar",
+        target_name=settings.DBT_TARGET,
+        profiles_yml_filepath=settings.DBT_PROJECT_DIR / "profiles.yml",
+    )
+
+
+def execution_config() -> ExecutionConfig:
+    # Subprocess through dbt-serialized: the flock it takes serialises DuckDB writers across all DAGs.
+    return ExecutionConfig(
+        execution_mode=ExecutionMode.LOCAL,
+        invocation_mode=InvocationMode.SUBPROCESS,
+        dbt_executable_path=str(settings.DBT_SERIALIZED),
+    )
+
+
+def render_config(select: tuple[str, ...], with_sources: bool = False) -> RenderConfig:
+    return RenderConfig(
+        load_method=LoadMode.DBT_MANIFEST,
+        select=list(select),
+        test_behavior=TestBehavior.AFTER_EACH,
+        source_rendering_behavior=SourceRenderingBehavior.ALL if with_sources else SourceRenderingBehavior.NONE,
+        enable_mock_profile=False,
+    )

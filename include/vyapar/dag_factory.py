@@ -1,0 +1,137 @@
+"""The one DAG factory: turns each entry of schedules.yaml into an Airflow DAG with a Cosmos task group."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pendulum
+from airflow.exceptions import AirflowSkipException
+from airflow.sdk import DAG, Param, task
+from airflow.timetables.trigger import CronTriggerTimetable
+from cosmos import DbtTaskGroup
+
+from include.vyapar import cosmos_config, settings
+from include.vyapar.schedules import PipelineSchedule, Schedules, load_schedules
+from include.vyapar.selection import (
+    SELECTOR_MAX_LENGTH,
+    SELECTOR_PATTERN,
+    resolve_selector,
+    task_selects,
+    validate_selector,
+)
+
+START_DATE = pendulum.datetime(2026, 1, 1, tz=settings.TIMEZONE)
+PLATFORM_TAG = "vyaparbazaar"
+
+
+def _default_args(schedules: Schedules, schedule: PipelineSchedule) -> dict:
+    d = schedules.defaults
+    return {
+        "owner": schedule.owner,
+        "retries": d.retries,
+        "retry_delay": timedelta(seconds=d.retry_delay_seconds),
+        "retry_exponential_backoff": True,
+        "max_retry_delay": timedelta(seconds=d.max_retry_delay_seconds),
+        "execution_timeout": timedelta(minutes=d.execution_timeout_minutes),
+    }
+
+
+def _params() -> dict[str, Param]:
+    return {
+        "full_refresh": Param(
+            False, type="boolean", title="Full refresh",
+            description="Rebuild incremental models from scratch (dbt --full-refresh).",
+        ),
+        "select": Param(
+            "", type="string", title="dbt selector",
+            description="Targeted rebuild: a dbt selector such as `stg_orders+` or `tag:daily`; "
+            "empty runs the whole DAG. Letters, digits and _ . : + * @ , / - and spaces only.",
+            pattern=SELECTOR_PATTERN, maxLength=SELECTOR_MAX_LENGTH,
+        ),
+    }  # fmt: skip
+
+
+def _doc_md(schedule: PipelineSchedule) -> str:
+    selection = ", ".join(f"`{s}`" for s in schedule.select)
+    return (
+        f"### {schedule.name.replace('_', ' ').title()} ({schedule.kind})\n\n{schedule.doc}\n\n"
+        f"- **Schedule**: `{schedule.cron}` ({schedule.timezone})\n"
+        f"- **dbt selection**: {selection}\n"
+        f"- **Owner**: {schedule.owner}; priority {schedule.priority}\n\n"
+        "Declared in `include/vyapar/schedules.yaml`. Trigger with params: `full_refresh` to rebuild "
+        "incremental models, `select` for a targeted rebuild of part of this DAG."
+    )
+
+
+def _skip_unless_selected(context) -> None:
+    """pre_execute hook of every dbt task: skip it when a targeted run's selection leaves it out."""
+    selected = context["ti"].xcom_pull(task_ids="plan_selection")
+    if selected is None:
+        return
+    names = task_selects(context["task"])
+    if names and not names & set(selected):
+        raise AirflowSkipException(f"not in this run's selection ({', '.join(sorted(names))})")
+
+
+def build_dag(schedules: Schedules, schedule: PipelineSchedule) -> DAG:
+    with DAG(
+        dag_id=schedule.dag_id,
+        schedule=CronTriggerTimetable(schedule.cron, timezone=schedule.timezone),
+        start_date=START_DATE,
+        catchup=False,
+        max_active_runs=1,
+        default_args=_default_args(schedules, schedule),
+        tags=sorted({PLATFORM_TAG, *schedule.tags}),
+        doc_md=_doc_md(schedule),
+        params=_params(),
+        description=schedule.doc[:200] or None,
+    ) as dag:
+        first = None
+        if schedule.lands_raw_batch:
+
+            @task(task_id="land_raw_batch")
+            def land_raw_batch() -> dict:
+                """Land the hour's raw batch (the extractor's drop): one Parquet file per table."""
+                from include.vyapar.landing import land_hourly_batch
+
+                return land_hourly_batch()
+
+            first = land_raw_batch()
+
+        @task(task_id="plan_selection")
+        def plan_selection(params: dict | None = None) -> list[str] | None:
+            """Validate the `select` param and resolve it to this DAG's dbt nodes (None: run them all)."""
+            selector_args = validate_selector((params or {}).get("select") or "")
+            if not selector_args:
+                return None
+            names = resolve_selector(selector_args)
+            if not names:
+                raise ValueError(f"select {' '.join(selector_args)!r} matches no dbt model or source")
+            print(f"Targeted rebuild: {len(names)} node(s) selected: {', '.join(names)}")
+            return names
+
+        plan = plan_selection()
+        if first is not None:
+            first >> plan
+
+        dbt = DbtTaskGroup(
+            group_id="dbt",
+            project_config=cosmos_config.project_config(),
+            profile_config=cosmos_config.profile_config(),
+            execution_config=cosmos_config.execution_config(),
+            render_config=cosmos_config.render_config(schedule.select, with_sources=schedule.lands_raw_batch),
+            operator_args={
+                "pool": settings.WAREHOUSE_POOL,
+                "full_refresh": "{{ params.full_refresh }}",
+                "pre_execute": _skip_unless_selected,
+                # Skipped (unselected) upstream models must not block selected downstream ones.
+                "trigger_rule": "none_failed",
+            },
+        )
+        plan >> dbt
+    return dag
+
+
+def build_all_dags(schedules: Schedules | None = None) -> dict[str, DAG]:
+    schedules = schedules or load_schedules()
+    return {s.dag_id: build_dag(schedules, s) for s in schedules.all}

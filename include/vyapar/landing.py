@@ -1,0 +1,32 @@
+"""The sources DAG's landing step: drops the hour's raw batch where the dbt sources read it."""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime, timezone
+
+from include.vyapar import settings
+
+
+def simulate_arrivals() -> bool:
+    """Locally the generator plays the extractor; in production an extractor lands files and this only checks."""
+    return os.environ.get("VYAPAR_SIMULATE_ARRIVALS", "true").lower() in {"1", "true", "yes"}
+
+
+def land_hourly_batch() -> dict:
+    from include.vyapar.datagen import land_next_batch, table_row_counts
+
+    landing = settings.LANDING_DIR
+    if not (landing / "_state.json").exists():
+        raise FileNotFoundError(
+            f"landing folder {landing} has no initial load; run `bin/setup` or "
+            "`python -m include.vyapar.datagen init` first"
+        )
+    if not simulate_arrivals():
+        counts = table_row_counts(landing)
+        print(f"VYAPAR_SIMULATE_ARRIVALS is off: not generating; rows landed so far: {counts}")
+        return {"simulated": False, "rows": counts}
+    now = datetime.now(timezone.utc).replace(tzinfo=None, microsecond=0)
+    result = land_next_batch(landing, at=now)
+    print(f"landed batch {result.get('batch_id')} at {now.isoformat()}Z: {result}")
+    return result

@@ -1,0 +1,33 @@
+"""Compiles the dbt manifest that Cosmos loads the DAGs from (`python -m include.vyapar.manifest`)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+from include.vyapar import settings
+
+
+def compile_manifest() -> float:
+    """Run `dbt parse` into the project's target folder; returns seconds taken."""
+    started = time.monotonic()
+    cmd = [
+        settings.DBT_BIN, "parse", "--quiet",
+        "--project-dir", str(settings.DBT_PROJECT_DIR), "--profiles-dir", str(settings.DBT_PROJECT_DIR),
+        "--target-path", str(settings.DBT_MANIFEST_PATH.parent),
+    ]  # fmt: skip
+    proc = subprocess.run(cmd, env={**os.environ, **settings.dbt_env()}, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(f"dbt parse failed:\n{proc.stdout}{proc.stderr}")
+    return time.monotonic() - started
+
+
+if __name__ == "__main__":
+    try:
+        seconds = compile_manifest()
+    except RuntimeError as exc:
+        print(exc, file=sys.stderr)
+        sys.exit(1)
+    print(f"dbt manifest: {settings.DBT_MANIFEST_PATH} ({seconds:.1f} s)")

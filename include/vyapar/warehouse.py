@@ -1,0 +1,42 @@
+"""Runs dbt against the warehouse outside Airflow (setup, tests, benchmarks), through the same lock as the DAGs."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from include.vyapar import settings
+
+
+def dbt_command(*args: str) -> list[str]:
+    """A dbt command line that waits for the warehouse lock, like every Cosmos task does."""
+    return [
+        str(settings.DBT_SERIALIZED), *args,
+        "--project-dir", str(settings.DBT_PROJECT_DIR), "--profiles-dir", str(settings.DBT_PROJECT_DIR),
+    ]  # fmt: skip
+
+
+def run_dbt(*args: str, check: bool = True, capture: bool = False) -> subprocess.CompletedProcess:
+    settings.DUCKDB_PATH.parent.mkdir(parents=True, exist_ok=True)
+    return subprocess.run(
+        dbt_command(*args),
+        env={**os.environ, **settings.dbt_env()},
+        cwd=settings.DBT_PROJECT_DIR,
+        check=check,
+        capture_output=capture,
+        text=True,
+    )
+
+
+def bootstrap() -> int:
+    """First build of an empty warehouse so every DAG has its upstream tables from the start."""
+    proc = run_dbt("build", "--target-path", str(settings.DATA_DIR / "dbt-target"), check=False)
+    return proc.returncode
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] == ["bootstrap"]:
+        sys.exit(bootstrap())
+    print("usage: python -m include.vyapar.warehouse bootstrap", file=sys.stderr)
+    sys.exit(2)
