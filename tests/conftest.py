@@ -1,0 +1,28 @@
+"""Test session isolation: every run gets its own data folder, DuckDB file and Airflow home (SQLite)."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+ARTIFACTS = REPO_ROOT / "test-artifacts"
+
+# Set before anything imports include.vyapar.settings or airflow: both read the environment at import.
+_SESSION_DIR = Path(tempfile.mkdtemp(prefix="vyapar-tests-"))
+os.environ.setdefault("VYAPAR_DATA_DIR", str(_SESSION_DIR / "data"))
+os.environ["VYAPAR_LANDING_DIR"] = os.environ.get("VYAPAR_TEST_LANDING_DIR", str(_SESSION_DIR / "data" / "landing"))
+os.environ["VYAPAR_DUCKDB_PATH"] = str(_SESSION_DIR / "data" / "warehouse" / "vyaparbazaar.duckdb")
+os.environ["VYAPAR_WAREHOUSE_LOCK"] = str(_SESSION_DIR / "data" / "warehouse" / "vyaparbazaar.lock")
+os.environ["AIRFLOW_HOME"] = str(_SESSION_DIR / "airflow_home")
+os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(REPO_ROOT / "dags")
+os.environ["AIRFLOW__CORE__PLUGINS_FOLDER"] = str(REPO_ROOT / "plugins")
+os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
+os.environ["AIRFLOW__COSMOS__ENABLE_TELEMETRY"] = "False"
+os.environ["DO_NOT_TRACK"] = "1"
+os.environ["PYTHONPATH"] = str(REPO_ROOT) + (os.pathsep + os.environ["PYTHONPATH"] if os.environ.get("PYTHONPATH") else "")
+
+
+def session_dir() -> Path:
+    return _SESSION_DIR

@@ -1,0 +1,202 @@
+"""DAG integrity: every DAG imports, is scheduled as declared, and together the layer DAGs partition dbt."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from collections import Counter
+from datetime import datetime
+
+import pendulum
+import pytest
+
+from include.vyapar import settings
+from include.vyapar.schedules import ScheduleError, load_schedules
+from include.vyapar.selection import InvalidSelectorError, task_selects, validate_selector
+
+EXPECTED_SCHEDULES = {
+    "vyapar_sources": "5 * * * *",
+    "vyapar_staging": "15 * * * *",
+    "vyapar_intermediate": "30 * * * *",
+    "vyapar_dimensions": "0 1 * * *",
+    "vyapar_facts": "0 2 * * *",
+    "vyapar_marts": "0 3 * * *",
+    "vyapar_ml_features": "0 4 * * *",
+    "vyapar_daily_sales": "0 6 * * *",
+    "vyapar_inventory_status": "45 * * * *",
+    "vyapar_campaign_performance": "0 8 * * *",
+    "vyapar_financial_metrics": "0 5 L * *",
+    "vyapar_customer_segments": "0 5 * * 1",
+}
+LAYER_DAGS = [d for d in EXPECTED_SCHEDULES if d not in {
+    "vyapar_daily_sales", "vyapar_inventory_status", "vyapar_campaign_performance",
+    "vyapar_financial_metrics", "vyapar_customer_segments"}]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def dagbag():
+    from airflow.dag_processing.dagbag import DagBag
+
+    return DagBag(settings.REPO_ROOT / "dags")
+
+
+@pytest.fixture(scope="module")
+def manifest() -> dict:
+    return json.loads(settings.DBT_MANIFEST_PATH.read_text())
+
+
+def _models(manifest: dict) -> dict[str, dict]:
+    return {n["name"]: n for n in manifest["nodes"].values() if n["resource_type"] == "model"}
+
+
+def _run_tasks(dag) -> list:
+    return [t for t in dag.tasks if type(t).__name__ == "DbtRunLocalOperator"]
+
+
+def test_every_dag_file_imports_without_errors(dagbag):
+    assert dagbag.import_errors == {}
+    assert set(dagbag.dag_ids) == set(EXPECTED_SCHEDULES)
+
+
+def test_schedules_and_time_zone_are_exactly_as_declared(dagbag):
+    for dag_id, cron in EXPECTED_SCHEDULES.items():
+        timetable = dagbag.dags[dag_id].timetable
+        assert timetable._expression == cron, dag_id
+        assert str(timetable._timezone.name) == "Asia/Kolkata", dag_id
+
+
+def test_staggered_layers_fire_in_order_in_ist(dagbag):
+    """From midnight IST the layer DAGs fire at :05, :15, :30, then 01:00, 02:00, 03:00, 04:00."""
+    from airflow.timetables.base import TimeRestriction
+
+    start = pendulum.datetime(2026, 12, 1, 0, 0, tz="Asia/Kolkata")
+    restriction = TimeRestriction(earliest=start, latest=None, catchup=False)
+    fires = {}
+    for dag_id in LAYER_DAGS:
+        info = dagbag.dags[dag_id].timetable.next_dagrun_info(last_automated_data_interval=None, restriction=restriction)
+        fires[dag_id] = pendulum.instance(info.run_after).in_tz("Asia/Kolkata")
+    assert [fires[d].strftime("%H:%M") for d in LAYER_DAGS] == ["00:05", "00:15", "00:30", "01:00", "02:00", "03:00", "04:00"]
+
+
+def test_financial_metrics_fires_on_the_last_day_of_the_month(dagbag):
+    from airflow.timetables.base import TimeRestriction
+
+    timetable = dagbag.dags["vyapar_financial_metrics"].timetable
+    restriction = TimeRestriction(earliest=pendulum.datetime(2027, 2, 3, tz="Asia/Kolkata"), latest=None, catchup=False)
+    info = timetable.next_dagrun_info(last_automated_data_interval=None, restriction=restriction)
+    assert pendulum.instance(info.run_after).in_tz("Asia/Kolkata").to_datetime_string() == "2027-02-28 05:00:00"
+
+
+def test_every_dag_has_owner_tags_retries_docs_and_one_active_run(dagbag):
+    for dag in dagbag.dags.values():
+        assert "vyaparbazaar" in dag.tags and len(dag.tags) >= 3, dag.dag_id
+        assert dag.doc_md and "schedules.yaml" in dag.doc_md, dag.dag_id
+        assert dag.catchup is False and dag.max_active_runs == 1, dag.dag_id
+        assert set(dag.params) == {"full_refresh", "select"}, dag.dag_id
+        for task in dag.tasks:
+            assert task.retries >= 2 and task.retry_exponential_backoff, task.task_id
+            assert task.owner and task.owner != "airflow", task.task_id
+
+
+def test_every_model_belongs_to_exactly_one_layer_dag(dagbag, manifest):
+    seen = Counter()
+    for dag_id in LAYER_DAGS:
+        for task in _run_tasks(dagbag.dags[dag_id]):
+            seen.update(task_selects(task))
+    assert set(seen) == set(_models(manifest))
+    assert [m for m, n in seen.items() if n != 1] == []
+
+
+def test_task_counts_match_the_manifest(dagbag, manifest):
+    models = _models(manifest)
+    tested = {m for t in manifest["nodes"].values() if t["resource_type"] == "test"
+              for m in t["depends_on"]["nodes"] if m.startswith("model.")}  # fmt: skip
+    sources = [s for s in manifest["sources"].values()]
+    for dag_id in LAYER_DAGS:
+        dag = dagbag.dags[dag_id]
+        folder = dag_id.removeprefix("vyapar_").replace("ml_features", "ml")
+        expected = {m for m, n in models.items() if n["original_file_path"].startswith(f"models/{folder}/")}
+        if dag_id == "vyapar_sources":
+            assert len([t for t in dag.tasks if type(t).__name__ == "DbtSourceLocalOperator"]) == len(sources)
+            continue
+        runs = {n for t in _run_tasks(dag) for n in task_selects(t)}
+        assert runs == expected, dag_id
+        tests = [t for t in dag.tasks if type(t).__name__ == "DbtTestLocalOperator"]
+        assert len(tests) == len({f"model.vyaparbazaar.{m}" for m in expected} & tested), dag_id
+
+
+def test_dbt_tasks_share_the_single_writer_pool(dagbag):
+    for dag in dagbag.dags.values():
+        dbt_tasks = [t for t in dag.tasks if t.task_id.startswith("dbt.")]
+        assert dbt_tasks, dag.dag_id
+        assert {t.pool for t in dbt_tasks} == {settings.WAREHOUSE_POOL}
+        assert all(str(t.dbt_executable_path).endswith("dbt-serialized") for t in dbt_tasks)
+
+
+def test_parsing_runs_no_dbt_and_no_database_query(monkeypatch, tmp_path):
+    """Parse time is a hot path: no subprocess (dbt), no DuckDB connection."""
+    import duckdb
+    from airflow.dag_processing.dagbag import DagBag
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError(f"called at parse time: {args[:1]}")
+
+    monkeypatch.setattr(subprocess, "Popen", forbidden)
+    monkeypatch.setattr(duckdb, "connect", forbidden)
+    started = time.perf_counter()
+    bag = DagBag(settings.REPO_ROOT / "dags")
+    elapsed = time.perf_counter() - started
+    assert bag.import_errors == {}
+    assert len(bag.dags) == len(EXPECTED_SCHEDULES)
+    (settings.REPO_ROOT / "test-artifacts").mkdir(exist_ok=True)
+    (settings.REPO_ROOT / "test-artifacts" / "dag_parse_seconds.txt").write_text(f"{elapsed:.3f}\n")
+    assert elapsed < 10, f"parsing all DAGs took {elapsed:.2f}s"
+
+
+def test_layer_dag_with_missing_manifest_fails_with_a_clear_message(monkeypatch, tmp_path):
+    from include.vyapar import cosmos_config
+
+    monkeypatch.setattr(settings, "DBT_MANIFEST_PATH", tmp_path / "missing" / "manifest.json")
+    with pytest.raises(cosmos_config.ManifestMissingError, match="bin/setup"):
+        cosmos_config.project_config()
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("layers: [{name: x, cron: '5 * * *', select: [a]}]\ntimezone: Asia/Kolkata", "five-field cron"),
+        ("layers: [{name: x, cron: '5 * * * *'}]\ntimezone: Asia/Kolkata", "missing required key 'select'"),
+        ("layers: [{name: x, cron: '5 * * * *', select: [a], colour: red}]\ntimezone: Asia/Kolkata", "colour"),
+        ("layers: []", "timezone"),
+        ("defaults: {retries: 0}\ntimezone: UTC", "at least 2"),
+    ],
+)
+def test_bad_schedules_file_names_the_problem(tmp_path, text, message):
+    path = tmp_path / "schedules.yaml"
+    path.write_text(text)
+    with pytest.raises(ScheduleError, match=message):
+        load_schedules(path)
+
+
+@pytest.mark.parametrize("bad", ["x; rm -rf /", "$(id)", "`id`", "a' b", "stg|cat", "x" * 500])
+def test_select_param_refuses_shell_injection(bad, dagbag):
+    from airflow.sdk.definitions.param import ParamsDict
+
+    with pytest.raises(InvalidSelectorError):
+        validate_selector(bad)
+    params = ParamsDict(dagbag.dags["vyapar_staging"].params)
+    with pytest.raises(Exception, match="select"):
+        params["select"] = bad
+        params.validate()
+
+
+@pytest.mark.parametrize("good", ["", "stg_orders", "stg_orders+ +mart_daily_sales", "tag:daily,path:models/marts", "@fct_orders"])
+def test_select_param_accepts_dbt_selectors(good):
+    assert validate_selector(good) == good.split()
+
+
+def test_start_date_is_in_the_past():
+    from include.vyapar.dag_factory import START_DATE
+
+    assert START_DATE < pendulum.instance(datetime.now()).add(days=-1)
