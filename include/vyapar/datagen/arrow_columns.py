@@ -20,9 +20,10 @@ def id_numbers(ids: pa.Array | pa.ChunkedArray, prefix_length: int) -> np.ndarra
     return pc.cast(pc.utf8_slice_codeunits(ids, prefix_length), pa.int64()).to_numpy()
 
 
-def pick(pool: list, indices: np.ndarray, missing: np.ndarray | None = None) -> pa.Array:
+def pick(pool: list | pa.Array, indices: np.ndarray, missing: np.ndarray | None = None) -> pa.Array:
     """pool[i] for each index, as a string column; `missing` marks rows that are NULL instead."""
-    return pa.array(pool, pa.string()).take(pa.array(np.asarray(indices, dtype=np.int64), mask=missing))
+    pool = pool if isinstance(pool, pa.Array) else pa.array(pool, pa.string())
+    return pool.take(pa.array(np.asarray(indices, dtype=np.int64), mask=missing))
 
 
 def join(*parts: pa.Array | str, separator: str = "") -> pa.Array:

@@ -53,8 +53,9 @@ def _pick_within(rng, category: np.ndarray, offsets: np.ndarray, lengths: np.nda
     return offsets[category] + (rng.random(len(category)) * lengths[category]).astype(np.int64)
 
 
-def build_products(seed: int, rng: np.random.Generator, count: int, window_start_us: int,
-                   as_of_us: int) -> tuple[pa.Table, Catalog]:
+def build_products(
+    seed: int, rng: np.random.Generator, count: int, window_start_us: int, as_of_us: int
+) -> tuple[pa.Table, Catalog]:
     shares = np.array([category.share for category in CATEGORIES])
     category = rng.choice(len(CATEGORIES), size=count, p=shares / shares.sum())
     category[: min(count, len(CATEGORIES))] = np.arange(min(count, len(CATEGORIES)))  # every category stocked
@@ -71,15 +72,18 @@ def build_products(seed: int, rng: np.random.Generator, count: int, window_start
 
     median = np.array([c.median_price for c in CATEGORIES])[category]
     sigma = np.array([c.price_sigma for c in CATEGORIES])[category]
-    price = np.clip(median * np.exp(sigma * rng.standard_normal(count)),
-                    np.array([c.min_price for c in CATEGORIES])[category],
-                    np.array([c.max_price for c in CATEGORIES])[category])
+    price = np.clip(
+        median * np.exp(sigma * rng.standard_normal(count)),
+        np.array([c.min_price for c in CATEGORIES])[category],
+        np.array([c.max_price for c in CATEGORIES])[category],
+    )
     # Indian retail prices end in 9: 1,499 rather than 1,500.
     price_rupees = np.where(price >= 100, np.round(price / 10) * 10 - 1, np.round(price))
     price_paise = (price_rupees * 100).astype(np.int64)
     cost_paise = np.round(price_paise * rng.uniform(0.40, 0.85, count)).astype(np.int64)
-    weight_g = np.maximum(20, np.array([c.median_weight_g for c in CATEGORIES])[category]
-                          * np.exp(0.6 * rng.standard_normal(count))).astype(np.int32)
+    weight_g = np.maximum(
+        20, np.array([c.median_weight_g for c in CATEGORIES])[category] * np.exp(0.6 * rng.standard_normal(count))
+    ).astype(np.int32)
 
     created = window_start_us - (rng.random(count) * 540 * US_PER_DAY).astype(np.int64)
     updated = created + (rng.random(count) * (as_of_us - created)).astype(np.int64)
@@ -87,19 +91,23 @@ def build_products(seed: int, rng: np.random.Generator, count: int, window_start
 
     numbers = np.arange(1, count + 1)
     model = col.prefixed_ids("", rng.integers(10, 1000, count), 2)
-    table = pa.Table.from_arrays([
-        col.prefixed_ids("PROD", numbers, 5),
-        col.join(col.pick(brands, brand), col.pick(adjectives, adjective), col.pick(nouns, noun), model,
-                 separator=" "),
-        col.pick([c.name for c in CATEGORIES], category),
-        col.pick(subcategory_names, subcategory),
-        col.pick(brands, brand),
-        col.rupees(price_paise),
-        col.rupees(cost_paise),
-        col.int32s(weight_g),
-        col.timestamps(created),
-        col.timestamps(updated),
-    ], schema=PRODUCTS)
+    table = pa.Table.from_arrays(
+        [
+            col.prefixed_ids("PROD", numbers, 5),
+            col.join(
+                col.pick(brands, brand), col.pick(adjectives, adjective), col.pick(nouns, noun), model, separator=" "
+            ),
+            col.pick([c.name for c in CATEGORIES], category),
+            col.pick(subcategory_names, subcategory),
+            col.pick(brands, brand),
+            col.rupees(price_paise),
+            col.rupees(cost_paise),
+            col.int32s(weight_g),
+            col.timestamps(created),
+            col.timestamps(updated),
+        ],
+        schema=PRODUCTS,
+    )
     return table, Catalog(seed=seed, price_paise=price_paise)
 
 
@@ -111,8 +119,9 @@ def _warehouses(seed: int, count: int) -> pa.Array:
     return col.pick(WAREHOUSES, keyed_choice(seed, "warehouse", np.arange(1, count + 1), [0.4, 0.35, 0.25]))
 
 
-def inventory_history(seed: int, rng: np.random.Generator, catalog: Catalog, orders_per_day: float,
-                      first_day: int, last_day: int) -> pa.Table:
+def inventory_history(
+    seed: int, rng: np.random.Generator, catalog: Catalog, orders_per_day: float, first_day: int, last_day: int
+) -> pa.Table:
     """One snapshot row per product per IST day, simulated day by day (vectorised over products)."""
     products = catalog.size
     expected_daily_units = orders_per_day * 2.5 * UNITS_PER_LINE * catalog.popularity
@@ -129,8 +138,9 @@ def inventory_history(seed: int, rng: np.random.Generator, catalog: Catalog, ord
         sold = rng.poisson(expected_daily_units * factor)
         stock = np.maximum(stock - sold, 0)
         arrived = restock_due == day_index
-        stock = np.where(arrived, stock + reorder_point * 3 + np.round(expected_daily_units * 20).astype(np.int64),
-                         stock)
+        stock = np.where(
+            arrived, stock + reorder_point * 3 + np.round(expected_daily_units * 20).astype(np.int64), stock
+        )
         restock_due = np.where(arrived, -1, restock_due)
         needs_order = (stock <= reorder_point) & (restock_due < 0)
         restock_due = np.where(needs_order, day_index + lead_days, restock_due)
@@ -139,14 +149,17 @@ def inventory_history(seed: int, rng: np.random.Generator, catalog: Catalog, ord
         rate_rows.append(np.round(sales_rate, 2))
 
     repeat_products = np.tile(np.arange(products), len(days))
-    return pa.Table.from_arrays([
-        col.dates(np.repeat(days, products)),
-        _product_ids(products).take(pa.array(repeat_products)),
-        _warehouses(seed, products).take(pa.array(repeat_products)),
-        col.int32s(np.concatenate(stock_rows)),
-        pa.array(np.concatenate(rate_rows), pa.float64()),
-        col.int32s(np.tile(reorder_point, len(days))),
-    ], schema=INVENTORY)
+    return pa.Table.from_arrays(
+        [
+            col.dates(np.repeat(days, products)),
+            _product_ids(products).take(pa.array(repeat_products)),
+            _warehouses(seed, products).take(pa.array(repeat_products)),
+            col.int32s(np.concatenate(stock_rows)),
+            pa.array(np.concatenate(rate_rows), pa.float64()),
+            col.int32s(np.tile(reorder_point, len(days))),
+        ],
+        schema=INVENTORY,
+    )
 
 
 def inventory_resend(rng: np.random.Generator, latest: pa.Table, elapsed_hours: float, today: int) -> pa.Table:
@@ -160,13 +173,19 @@ def inventory_resend(rng: np.random.Generator, latest: pa.Table, elapsed_hours: 
     # A pending purchase order lands with a chance that grows with elapsed time (lead time ~ 4 days).
     restocked = (stock <= reorder_point) & (rng.random(len(stock)) < min(1.0, fraction_of_day / 4.0))
     stock = np.where(restocked, stock + reorder_point * 3 + np.round(rate * 20).astype(np.int64), stock)
-    rate = np.round((1 - 0.2 * min(1.0, fraction_of_day)) * rate
-                    + 0.2 * min(1.0, fraction_of_day) * sold / max(fraction_of_day, 1e-9), 2)
-    return pa.Table.from_arrays([
-        col.dates(np.full(len(stock), today)),
-        latest["product_id"],
-        latest["warehouse_id"],
-        col.int32s(stock),
-        pa.array(rate, pa.float64()),
-        col.int32s(reorder_point),
-    ], schema=INVENTORY)
+    rate = np.round(
+        (1 - 0.2 * min(1.0, fraction_of_day)) * rate
+        + 0.2 * min(1.0, fraction_of_day) * sold / max(fraction_of_day, 1e-9),
+        2,
+    )
+    return pa.Table.from_arrays(
+        [
+            col.dates(np.full(len(stock), today)),
+            latest["product_id"],
+            latest["warehouse_id"],
+            col.int32s(stock),
+            pa.array(rate, pa.float64()),
+            col.int32s(reorder_point),
+        ],
+        schema=INVENTORY,
+    )

@@ -59,8 +59,9 @@ def customer_ids(numbers: np.ndarray, missing: np.ndarray | None = None) -> pa.A
     return pc.if_else(pa.array(missing), pa.nulls(len(ids), pa.string()), ids) if missing is not None else ids
 
 
-def build_customers(seed: int, rng: np.random.Generator, first_number: int, signup_us: np.ndarray,
-                    now_us: int) -> pa.Table:
+def build_customers(
+    seed: int, rng: np.random.Generator, first_number: int, signup_us: np.ndarray, now_us: int
+) -> pa.Table:
     count = len(signup_us)
     numbers = np.arange(first_number, first_number + count)
     first_names, last_names = name_pools(seed)
@@ -71,8 +72,12 @@ def build_customers(seed: int, rng: np.random.Generator, first_number: int, sign
     domain_share = np.array([share for _, share in EMAIL_DOMAINS])
     local_part = pc.replace_substring_regex(pc.utf8_lower(col.join(first, ".", last)), r"[^a-z.]", "")
     # The customer number in the address keeps every email unique, as a real signup form would enforce.
-    email = col.join(local_part, pa.array(numbers).cast(pa.string()), "@",
-                     col.pick(domains, rng.choice(len(domains), count, p=domain_share / domain_share.sum())))
+    email = col.join(
+        local_part,
+        pa.array(numbers).cast(pa.string()),
+        "@",
+        col.pick(domains, rng.choice(len(domains), count, p=domain_share / domain_share.sum())),
+    )
     phone = col.join("+91", pa.array(rng.integers(6_000_000_000, 10_000_000_000, count)).cast(pa.string()))
 
     city_share = np.array([share for *_, share in CITIES])
@@ -82,16 +87,19 @@ def build_customers(seed: int, rng: np.random.Generator, first_number: int, sign
     profile_edited = rng.random(count) < 0.3
     updated = signup_us + (rng.random(count) * np.maximum(now_us - signup_us, 0)).astype(np.int64)
 
-    return pa.Table.from_arrays([
-        customer_ids(numbers),
-        col.uuid_like(rng, count),
-        first,
-        last,
-        email,
-        phone,
-        col.pick([city for city, *_ in CITIES], city),
-        col.pick([state for _, state, *_ in CITIES], city),
-        pa.array(pincode).cast(pa.string()),
-        col.timestamps(signup_us),
-        col.timestamps(np.where(profile_edited, updated, signup_us)),
-    ], schema=CUSTOMERS)
+    return pa.Table.from_arrays(
+        [
+            customer_ids(numbers),
+            col.uuid_like(rng, count),
+            first,
+            last,
+            email,
+            phone,
+            col.pick([city for city, *_ in CITIES], city),
+            col.pick([state for _, state, *_ in CITIES], city),
+            pa.array(pincode).cast(pa.string()),
+            col.timestamps(signup_us),
+            col.timestamps(np.where(profile_edited, updated, signup_us)),
+        ],
+        schema=CUSTOMERS,
+    )

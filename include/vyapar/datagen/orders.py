@@ -69,46 +69,60 @@ class Lifecycle:
         """Status code and the time it was reached, as seen at `at_us`."""
         cancelled_path = self.ends_cancelled
         status = np.select(
-            [cancelled_path & (at_us >= self.cancel_us),
-             cancelled_path & (at_us >= self.approve_us) & (self.approve_us < self.cancel_us),
-             cancelled_path,
-             self.ends_returned & (at_us >= self.return_us),
-             at_us >= self.deliver_us,
-             at_us >= self.ship_us,
-             at_us >= self.approve_us],
+            [
+                cancelled_path & (at_us >= self.cancel_us),
+                cancelled_path & (at_us >= self.approve_us) & (self.approve_us < self.cancel_us),
+                cancelled_path,
+                self.ends_returned & (at_us >= self.return_us),
+                at_us >= self.deliver_us,
+                at_us >= self.ship_us,
+                at_us >= self.approve_us,
+            ],
             [CANCELLED, APPROVED, CREATED, RETURNED, DELIVERED, SHIPPED, APPROVED],
             CREATED,
         )
-        reached = np.choose(status, [self.purchase_us, self.approve_us, self.ship_us, self.deliver_us,
-                                     self.cancel_us, self.return_us])
+        reached = np.choose(
+            status, [self.purchase_us, self.approve_us, self.ship_us, self.deliver_us, self.cancel_us, self.return_us]
+        )
         return status, reached
 
     def estimated_delivery_day(self, seed: int, order_numbers: np.ndarray) -> np.ndarray:
         return ist_day_number(self.purchase_us) + 4 + (keyed_uniform(seed, "promised_days", order_numbers) * 6)
 
 
-def order_rows(seed: int, order_numbers: np.ndarray, customer_numbers: np.ndarray, purchase_us: np.ndarray,
-               at_us: int) -> pa.Table:
+def order_rows(
+    seed: int, order_numbers: np.ndarray, customer_numbers: np.ndarray, purchase_us: np.ndarray, at_us: int
+) -> pa.Table:
     """Each order as it looks at `at_us`."""
     lifecycle = Lifecycle.of(seed, order_numbers, purchase_us)
     status, reached = lifecycle.status_at(at_us)
-    approved = (lifecycle.approve_us <= at_us) & ~(lifecycle.ends_cancelled
-                                                   & (lifecycle.cancel_us <= lifecycle.approve_us))
+    approved = (lifecycle.approve_us <= at_us) & ~(
+        lifecycle.ends_cancelled & (lifecycle.cancel_us <= lifecycle.approve_us)
+    )
     delivered = (status == DELIVERED) | (status == RETURNED)
-    return pa.Table.from_arrays([
-        order_ids(order_numbers),
-        customer_ids(customer_numbers),
-        col.pick(ORDER_STATUSES, status),
-        col.timestamps(purchase_us),
-        col.timestamps(lifecycle.approve_us, missing=~approved),
-        col.timestamps(lifecycle.deliver_us, missing=~delivered),
-        col.dates(lifecycle.estimated_delivery_day(seed, order_numbers).astype(np.int64)),
-        col.timestamps(reached),
-    ], schema=ORDERS)
+    return pa.Table.from_arrays(
+        [
+            order_ids(order_numbers),
+            customer_ids(customer_numbers),
+            col.pick(ORDER_STATUSES, status),
+            col.timestamps(purchase_us),
+            col.timestamps(lifecycle.approve_us, missing=~approved),
+            col.timestamps(lifecycle.deliver_us, missing=~delivered),
+            col.dates(lifecycle.estimated_delivery_day(seed, order_numbers).astype(np.int64)),
+            col.timestamps(reached),
+        ],
+        schema=ORDERS,
+    )
 
 
-def status_changes(seed: int, order_numbers: np.ndarray, customer_numbers: np.ndarray, purchase_us: np.ndarray,
-                   previous_us: int, now_us: int) -> pa.Table:
+def status_changes(
+    seed: int,
+    order_numbers: np.ndarray,
+    customer_numbers: np.ndarray,
+    purchase_us: np.ndarray,
+    previous_us: int,
+    now_us: int,
+) -> pa.Table:
     """Full rows, as of now, of the orders whose status moved since the previous arrival."""
     lifecycle = Lifecycle.of(seed, order_numbers, purchase_us)
     moved = lifecycle.status_at(previous_us)[0] != lifecycle.status_at(now_us)[0]
@@ -128,8 +142,15 @@ class NewOrders:
     item_purchase_us: np.ndarray
 
 
-def build_new_orders(seed: int, rng: np.random.Generator, purchase_us: np.ndarray, customers: CustomerBase,
-                     catalog: Catalog, next_numbers: dict[str, int], now_us: int) -> NewOrders:
+def build_new_orders(
+    seed: int,
+    rng: np.random.Generator,
+    purchase_us: np.ndarray,
+    customers: CustomerBase,
+    catalog: Catalog,
+    next_numbers: dict[str, int],
+    now_us: int,
+) -> NewOrders:
     """Orders placed at the given times, with lines and payments; advances `next_numbers` in place."""
     count = len(purchase_us)
     order_numbers = np.arange(next_numbers["order"], next_numbers["order"] + count)
@@ -156,16 +177,19 @@ def build_new_orders(seed: int, rng: np.random.Generator, purchase_us: np.ndarra
     order_shipping = np.where(subtotal < FREE_SHIPPING_FROM_PAISE, SHIPPING_PAISE, 0)
     shipping = np.where(line_number == 1, order_shipping[order_of_line], 0)
 
-    items = pa.Table.from_arrays([
-        col.prefixed_ids("OI", item_numbers, 8),
-        order_ids(order_numbers[order_of_line]),
-        col.int32s(line_number),
-        product_ids(product),
-        col.int32s(quantity),
-        col.rupees(unit_price),
-        col.rupees(discount),
-        col.rupees(shipping),
-    ], schema=ORDER_ITEMS)
+    items = pa.Table.from_arrays(
+        [
+            col.prefixed_ids("OI", item_numbers, 8),
+            order_ids(order_numbers[order_of_line]),
+            col.int32s(line_number),
+            product_ids(product),
+            col.int32s(quantity),
+            col.rupees(unit_price),
+            col.rupees(discount),
+            col.rupees(shipping),
+        ],
+        schema=ORDER_ITEMS,
+    )
 
     payments = _payments(rng, order_numbers, purchase_us, subtotal + order_shipping, next_numbers["payment"])
     next_numbers["order"] += count
@@ -183,8 +207,13 @@ def build_new_orders(seed: int, rng: np.random.Generator, purchase_us: np.ndarra
     )
 
 
-def _payments(rng: np.random.Generator, order_numbers: np.ndarray, purchase_us: np.ndarray,
-              total_paise: np.ndarray, first_payment_number: int) -> pa.Table:
+def _payments(
+    rng: np.random.Generator,
+    order_numbers: np.ndarray,
+    purchase_us: np.ndarray,
+    total_paise: np.ndarray,
+    first_payment_number: int,
+) -> pa.Table:
     """One payment per order, or a wallet part plus the rest; the parts sum to the order total exactly."""
     count = len(order_numbers)
     type_names = [name for name, _ in PAYMENT_TYPES]
@@ -200,55 +229,78 @@ def _payments(rng: np.random.Generator, order_numbers: np.ndarray, purchase_us: 
     is_second = np.zeros(len(order_index), dtype=bool)
     is_second[1:] = order_index[1:] == order_index[:-1]
     has_wallet_part = split[order_index] & ~is_second  # the wallet balance is applied first
-    value = np.where(has_wallet_part, wallet_part[order_index],
-                     total_paise[order_index] - wallet_part[order_index])
+    value = np.where(has_wallet_part, wallet_part[order_index], total_paise[order_index] - wallet_part[order_index])
     payment_type = np.where(has_wallet_part, wallet, main_type[order_index])
     credit = payment_type == type_names.index("credit_card")
     installments = np.where(credit, rng.choice([1, 1, 1, 3, 6, 9, 12], len(order_index)), 1)
-    paid = purchase_us[order_index] + rng.integers(5, 300, len(order_index)) * US_PER_SECOND + is_second * 20
+    paid = purchase_us[order_index] + (rng.integers(5, 300, len(order_index)) + 20 * is_second) * US_PER_SECOND
 
-    return pa.Table.from_arrays([
-        col.prefixed_ids("PAY", np.arange(first_payment_number, first_payment_number + len(order_index)), 7),
-        order_ids(order_numbers[order_index]),
-        col.int32s(1 + is_second),
-        col.pick(type_names, payment_type),
-        col.int32s(installments),
-        col.rupees(value),
-        col.timestamps(paid),
-    ], schema=PAYMENTS)
+    return pa.Table.from_arrays(
+        [
+            col.prefixed_ids("PAY", np.arange(first_payment_number, first_payment_number + len(order_index)), 7),
+            order_ids(order_numbers[order_index]),
+            col.int32s(1 + is_second),
+            col.pick(type_names, payment_type),
+            col.int32s(installments),
+            col.rupees(value),
+            col.timestamps(paid),
+        ],
+        schema=PAYMENTS,
+    )
 
 
 _SCORE_SHARES_DELIVERED = [0.05, 0.05, 0.10, 0.28, 0.52]
 _SCORE_SHARES_RETURNED = [0.35, 0.25, 0.20, 0.12, 0.08]
 
 
-def reviews_due(seed: int, item_numbers: np.ndarray, order_numbers: np.ndarray, product_numbers: np.ndarray,
-                customer_numbers: np.ndarray, purchase_us: np.ndarray, after_us: int, until_us: int,
-                first_review_number: int) -> pa.Table:
+def reviews_due(
+    seed: int,
+    item_numbers: np.ndarray,
+    order_numbers: np.ndarray,
+    product_numbers: np.ndarray,
+    customer_numbers: np.ndarray,
+    purchase_us: np.ndarray,
+    after_us: int,
+    until_us: int,
+    first_review_number: int,
+) -> pa.Table:
     """Reviews written in (after, until]: about 30% of delivered items, some days after delivery."""
     lifecycle = Lifecycle.of(seed, order_numbers, purchase_us)
-    written_us = (lifecycle.deliver_us + (0.5 + 13.5 * keyed_uniform(seed, "review_delay", item_numbers))
-                  * US_PER_DAY).astype(np.int64)
-    due = ((keyed_uniform(seed, "reviewed", item_numbers) < REVIEW_SHARE) & ~lifecycle.ends_cancelled
-           & (written_us > after_us) & (written_us <= until_us))
+    written_us = (
+        lifecycle.deliver_us + (0.5 + 13.5 * keyed_uniform(seed, "review_delay", item_numbers)) * US_PER_DAY
+    ).astype(np.int64)
+    due = (
+        (keyed_uniform(seed, "reviewed", item_numbers) < REVIEW_SHARE)
+        & ~lifecycle.ends_cancelled
+        & (written_us > after_us)
+        & (written_us <= until_us)
+    )
     order = np.lexsort((item_numbers[due], written_us[due]))
     picked = np.flatnonzero(due)[order]
     items = item_numbers[picked]
 
-    score = np.where(lifecycle.ends_returned[picked],
-                     keyed_choice(seed, "review_score_returned", items, _SCORE_SHARES_RETURNED),
-                     keyed_choice(seed, "review_score", items, _SCORE_SHARES_DELIVERED)) + 1
+    score = (
+        np.where(
+            lifecycle.ends_returned[picked],
+            keyed_choice(seed, "review_score_returned", items, _SCORE_SHARES_RETURNED),
+            keyed_choice(seed, "review_score", items, _SCORE_SHARES_DELIVERED),
+        )
+        + 1
+    )
     titles = [title for s in range(1, 6) for title in REVIEW_TITLES[s]]
     lengths = np.array([len(REVIEW_TITLES[s]) for s in range(1, 6)])
     offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]])
     title = offsets[score - 1] + (keyed_uniform(seed, "review_title", items) * lengths[score - 1]).astype(np.int64)
 
-    return pa.Table.from_arrays([
-        col.prefixed_ids("REV", np.arange(first_review_number, first_review_number + len(picked)), 7),
-        order_ids(order_numbers[picked]),
-        product_ids(product_numbers[picked]),
-        customer_ids(customer_numbers[picked]),
-        col.int32s(score),
-        col.pick(titles, title),
-        col.timestamps(written_us[picked]),
-    ], schema=PRODUCT_REVIEWS)
+    return pa.Table.from_arrays(
+        [
+            col.prefixed_ids("REV", np.arange(first_review_number, first_review_number + len(picked)), 7),
+            order_ids(order_numbers[picked]),
+            product_ids(product_numbers[picked]),
+            customer_ids(customer_numbers[picked]),
+            col.int32s(score),
+            col.pick(titles, title),
+            col.timestamps(written_us[picked]),
+        ],
+        schema=PRODUCT_REVIEWS,
+    )

@@ -15,10 +15,34 @@ US_PER_DAY = 24 * US_PER_HOUR
 IST_OFFSET_US = 5 * US_PER_HOUR + 30 * 60 * US_PER_SECOND
 
 # Relative activity by IST hour of day: quiet nights, a lunch bump, a 8-11 pm peak.
-_HOUR_PROFILE_IST = np.array([
-    0.35, 0.2, 0.12, 0.08, 0.08, 0.12, 0.3, 0.55, 0.8, 1.0, 1.1, 1.2,
-    1.3, 1.35, 1.25, 1.15, 1.1, 1.15, 1.3, 1.5, 1.75, 1.85, 1.6, 0.95,
-])
+_HOUR_PROFILE_IST = np.array(
+    [
+        0.35,
+        0.2,
+        0.12,
+        0.08,
+        0.08,
+        0.12,
+        0.3,
+        0.55,
+        0.8,
+        1.0,
+        1.1,
+        1.2,
+        1.3,
+        1.35,
+        1.25,
+        1.15,
+        1.1,
+        1.15,
+        1.3,
+        1.5,
+        1.75,
+        1.85,
+        1.6,
+        0.95,
+    ]
+)
 _HOUR_PROFILE_IST = _HOUR_PROFILE_IST / _HOUR_PROFILE_IST.mean()
 _DIWALI_DAYS = np.array(sorted(DIWALI_DATES.values()), dtype="datetime64[D]").astype(np.int64)
 
