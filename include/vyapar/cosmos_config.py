@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import airflow  # noqa: F401  -- must be imported before cosmos.constants (circular import otherwise)
 from cosmos import ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
-from cosmos.constants import ExecutionMode, InvocationMode, LoadMode, SourceRenderingBehavior, TestBehavior
+from cosmos.constants import (
+    ExecutionMode,
+    InvocationMode,
+    LoadMode,
+    SourceRenderingBehavior,
+    TestBehavior,
+    TestIndirectSelection,
+)
 
 from include.vyapar import settings
 
@@ -42,6 +49,9 @@ def execution_config() -> ExecutionConfig:
         execution_mode=ExecutionMode.LOCAL,
         invocation_mode=InvocationMode.SUBPROCESS,
         dbt_executable_path=str(settings.DBT_SERIALIZED),
+        # A model's test task runs only tests whose every parent is built by then (a relationships test to a
+        # fact must not run in the dimensions DAG before the fact exists).
+        test_indirect_selection=TestIndirectSelection.BUILDABLE,
     )
 
 

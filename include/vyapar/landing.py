@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from include.vyapar import settings
 
@@ -26,7 +26,7 @@ def land_hourly_batch() -> dict:
         counts = table_row_counts(landing)
         print(f"VYAPAR_SIMULATE_ARRIVALS is off: not generating; rows landed so far: {counts}")
         return {"simulated": False, "rows": counts}
-    now = datetime.now(timezone.utc).replace(tzinfo=None, microsecond=0)
+    now = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
     result = land_next_batch(landing, at=now)
     print(f"landed batch {result.get('batch_id')} at {now.isoformat()}Z: {result}")
     return result

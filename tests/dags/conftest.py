@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -74,7 +74,7 @@ def raw_landing() -> Path:
     """A small generated raw dataset, stamped now so source freshness passes."""
     from include.vyapar.datagen import generate_initial
 
-    as_of = datetime.now(timezone.utc).replace(tzinfo=None, microsecond=0)
+    as_of = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
     generate_initial(settings.LANDING_DIR, scale=0.05, seed=7, as_of=as_of, force=True, progress=False)
     return settings.LANDING_DIR
 

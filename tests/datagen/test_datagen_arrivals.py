@@ -154,3 +154,18 @@ def test_cli_init_arrive_stats_and_refusal(tmp_path):
     assert stats.returncode == 0
     counts = table_row_counts(tmp_path)
     assert f"{counts['clickstream']:,}" in stats.stdout and counts["clickstream"] > 2_000
+
+
+def test_every_batch_is_recorded_in_the_ledger_even_for_tables_without_rows(tmp_path):
+    import duckdb
+
+    from include.vyapar.datagen import TABLES, generate_initial, land_next_batch
+
+    generate_initial(tmp_path, scale=0.05, seed=5, as_of="2026-11-26T10:00:00", progress=False)
+    land_next_batch(tmp_path)
+    ledger = duckdb.sql(
+        f"select batch_id, table_name, row_count, _loaded_at from read_parquet('{tmp_path}/_batches/*.parquet')"
+    ).fetchall()
+    assert {(b, t) for b, t, _, _ in ledger} == {(b, t) for b in ("000000", "000001") for t in TABLES}
+    products = {b: (n, at) for b, t, n, at in ledger if t == "products"}
+    assert products["000001"][0] == 0 and products["000001"][1].isoformat() == "2026-11-26T11:00:00"

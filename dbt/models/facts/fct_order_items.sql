@@ -9,7 +9,7 @@ orders as (
 ),
 
 products as (
-    select * from {{ ref('stg_products') }}
+    select * from {{ ref('dim_products') }}
 ),
 
 final as (

@@ -129,13 +129,13 @@ final as (
         cast(unsubscribes as {{ dbt.type_int() }}) as unsubscribes,
         cast(total_opens as {{ dbt.type_int() }}) as total_opens,
         cast(total_clicks as {{ dbt.type_int() }}) as total_clicks,
-        cast(round(unique_open_rate_pct, 2) as numeric(18, 2)) as unique_open_rate_pct,
-        cast(round(click_through_rate_pct, 2) as numeric(18, 2)) as click_through_rate_pct,
-        cast(round(click_to_open_rate_pct, 2) as numeric(18, 2)) as click_to_open_rate_pct,
-        cast(round(bounce_rate_pct, 2) as numeric(18, 2)) as bounce_rate_pct,
-        cast(round(unsubscribe_rate_pct, 2) as numeric(18, 2)) as unsubscribe_rate_pct,
+        cast(unique_open_rate_pct as numeric(18, 2)) as unique_open_rate_pct,
+        cast(click_through_rate_pct as numeric(18, 2)) as click_through_rate_pct,
+        cast(click_to_open_rate_pct as numeric(18, 2)) as click_to_open_rate_pct,
+        cast(bounce_rate_pct as numeric(18, 2)) as bounce_rate_pct,
+        cast(unsubscribe_rate_pct as numeric(18, 2)) as unsubscribe_rate_pct,
         cast(attributed_orders as {{ dbt.type_int() }}) as attributed_orders,
-        cast(round(attributed_revenue, 2) as numeric(18, 2)) as attributed_revenue
+        cast(attributed_revenue as numeric(18, 2)) as attributed_revenue
     from joined
 )
 

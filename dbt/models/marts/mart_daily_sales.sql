@@ -85,13 +85,13 @@ final as (
         cast(cancelled_or_returned_order_count as {{ dbt.type_int() }}) as cancelled_or_returned_order_count,
         cast(customer_count as {{ dbt.type_int() }}) as customer_count,
         cast(units_sold as {{ dbt.type_int() }}) as units_sold,
-        cast(round(gross_merchandise_value, 2) as numeric(18, 2)) as gross_merchandise_value,
-        cast(round(discount_amount, 2) as numeric(18, 2)) as discount_amount,
-        cast(round(revenue, 2) as numeric(18, 2)) as revenue,
-        cast(round(shipping_revenue, 2) as numeric(18, 2)) as shipping_revenue,
-        cast(round(cost_of_goods_sold, 2) as numeric(18, 2)) as cost_of_goods_sold,
-        cast(round(revenue - cost_of_goods_sold, 2) as numeric(18, 2)) as gross_profit,
-        cast(round({{ safe_divide('revenue', 'order_count') }}, 2) as numeric(18, 2)) as avg_order_value
+        cast(gross_merchandise_value as numeric(18, 2)) as gross_merchandise_value,
+        cast(discount_amount as numeric(18, 2)) as discount_amount,
+        cast(revenue as numeric(18, 2)) as revenue,
+        cast(shipping_revenue as numeric(18, 2)) as shipping_revenue,
+        cast(cost_of_goods_sold as numeric(18, 2)) as cost_of_goods_sold,
+        cast(revenue - cost_of_goods_sold as numeric(18, 2)) as gross_profit,
+        cast({{ safe_divide('revenue', 'order_count') }} as numeric(18, 2)) as avg_order_value
     from daily
 )
 

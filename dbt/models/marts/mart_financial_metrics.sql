@@ -113,18 +113,18 @@ final as (
         cast(customer_count as {{ dbt.type_int() }}) as customer_count,
         cast(new_customer_count as {{ dbt.type_int() }}) as new_customer_count,
         cast(cancelled_or_returned_order_count as {{ dbt.type_int() }}) as cancelled_or_returned_order_count,
-        cast(round(gross_merchandise_value, 2) as numeric(18, 2)) as gross_merchandise_value,
-        cast(round(discount_amount, 2) as numeric(18, 2)) as discount_amount,
-        cast(round(revenue, 2) as numeric(18, 2)) as revenue,
-        cast(round(shipping_revenue, 2) as numeric(18, 2)) as shipping_revenue,
-        cast(round(cost_of_goods_sold, 2) as numeric(18, 2)) as cost_of_goods_sold,
-        cast(round(gross_profit, 2) as numeric(18, 2)) as gross_profit,
-        cast(round(100 * {{ safe_divide('gross_profit', 'revenue') }}, 2) as numeric(18, 2)) as gross_margin_pct,
-        cast(round({{ safe_divide('revenue', 'order_count') }}, 2) as numeric(18, 2)) as avg_order_value,
-        cast(round(previous_month_revenue, 2) as numeric(18, 2)) as previous_month_revenue,
-        cast(round(100 * {{ growth_rate('revenue', 'previous_month_revenue') }}, 2) as numeric(18, 2))
+        cast(gross_merchandise_value as numeric(18, 2)) as gross_merchandise_value,
+        cast(discount_amount as numeric(18, 2)) as discount_amount,
+        cast(revenue as numeric(18, 2)) as revenue,
+        cast(shipping_revenue as numeric(18, 2)) as shipping_revenue,
+        cast(cost_of_goods_sold as numeric(18, 2)) as cost_of_goods_sold,
+        cast(gross_profit as numeric(18, 2)) as gross_profit,
+        cast(100 * {{ safe_divide('gross_profit', 'revenue') }} as numeric(18, 2)) as gross_margin_pct,
+        cast({{ safe_divide('revenue', 'order_count') }} as numeric(18, 2)) as avg_order_value,
+        cast(previous_month_revenue as numeric(18, 2)) as previous_month_revenue,
+        cast(100 * {{ growth_rate('revenue', 'previous_month_revenue') }} as numeric(18, 2))
             as mom_revenue_growth_pct,
-        cast(round(100 * {{ growth_rate('order_count', 'previous_month_order_count') }}, 2) as numeric(18, 2))
+        cast(100 * {{ growth_rate('order_count', 'previous_month_order_count') }} as numeric(18, 2))
             as mom_order_growth_pct
     from with_previous
 )

@@ -45,9 +45,9 @@ final as (
         cast(snapshot_date as date) as snapshot_date,
         cast(stock_level as {{ dbt.type_int() }}) as stock_level,
         cast(reorder_point as {{ dbt.type_int() }}) as reorder_point,
-        cast(round(daily_sales_rate, 2) as numeric(18, 2)) as daily_sales_rate,
-        cast(round(days_of_inventory, 1) as numeric(18, 1)) as days_of_inventory,
-        cast(round(stock_value_at_cost, 2) as numeric(18, 2)) as stock_value_at_cost,
+        cast(daily_sales_rate as numeric(18, 2)) as daily_sales_rate,
+        cast(days_of_inventory as numeric(18, 1)) as days_of_inventory,
+        cast(stock_value_at_cost as numeric(18, 2)) as stock_value_at_cost,
         cast(
             case
                 when stock_level <= 0 then 'out_of_stock'

@@ -240,6 +240,7 @@ def generate_initial(
     land("clickstream", clickstream_chunks())
     bar.finish()
 
+    landing.write_batch_ledger(landing_dir, 0, rows, now_us)
     history_activity = activity_weight(window_start_us, now_us)
     landing.write_state(
         landing_dir,
@@ -406,6 +407,7 @@ def _land_one(landing_dir: Path, state: dict, arrival: datetime, progress: bool)
         },
     )
     bar.finish()
+    landing.write_batch_ledger(landing_dir, batch_number, rows, now_us)
     state.update(clock=arrival.isoformat(), next_batch=batch_number + 1, next_numbers=next_numbers)
     landing.write_state(landing_dir, state)
     return rows

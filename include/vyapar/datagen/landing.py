@@ -20,6 +20,12 @@ import pyarrow.parquet as pq
 from include.vyapar.datagen.schema import TABLES, landed_schema
 
 STATE_FILE = "_state.json"
+# The extractor's manifest: one row per table per batch, written even when a table brought no rows, so
+# "when did this table last land" is known for quiet tables too (dbt source freshness reads it).
+LEDGER_DIR = "_batches"
+LEDGER_SCHEMA = pa.schema(
+    [("table_name", pa.string()), ("batch_id", pa.string()), ("row_count", pa.int64()), ("_loaded_at", pa.timestamp("us"))]
+)
 
 
 class LandingNotEmptyError(RuntimeError):
@@ -46,6 +52,7 @@ def wipe(landing_dir: Path) -> None:
     landing_dir = Path(landing_dir)
     for table in TABLES:
         shutil.rmtree(landing_dir / table, ignore_errors=True)
+    shutil.rmtree(landing_dir / LEDGER_DIR, ignore_errors=True)
     (landing_dir / STATE_FILE).unlink(missing_ok=True)
 
 
@@ -71,6 +78,28 @@ def write_batch_file(
     finally:
         temporary.unlink(missing_ok=True)
     return rows
+
+
+def write_batch_ledger(landing_dir: Path, batch_number: int, rows: dict[str, int], loaded_at_us: int) -> None:
+    """Record the batch in the ledger, after its table files and before the state file."""
+    final = Path(landing_dir) / LEDGER_DIR / f"{batch_id(batch_number)}.parquet"
+    final.parent.mkdir(parents=True, exist_ok=True)
+    temporary = final.with_name(f".{final.name}.tmp-{os.getpid()}")
+    tables = sorted(rows)
+    ledger = pa.Table.from_arrays(
+        [
+            pa.array(tables, pa.string()),
+            pa.array([batch_id(batch_number)] * len(tables), pa.string()),
+            pa.array([rows[t] for t in tables], pa.int64()),
+            pa.array(np.full(len(tables), loaded_at_us, dtype=np.int64), pa.timestamp("us")),
+        ],
+        schema=LEDGER_SCHEMA,
+    )
+    try:
+        pq.write_table(ledger, temporary)
+        os.replace(temporary, final)
+    finally:
+        temporary.unlink(missing_ok=True)
 
 
 def read_state(landing_dir: Path) -> dict:

@@ -1,0 +1,551 @@
+"""The durable alert store (SQLAlchemy Core; SQLite by default, PostgreSQL under compose; never the DuckDB file).
+
+Holds alerts, incidents (dedup, folding, Slack threads), the delivery outbox, and the dbt duration baselines.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import os
+import statistics
+import time
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+
+from include.vyapar import settings
+from include.vyapar.alerting.alert import Alert
+from include.vyapar.alerting.config import RECOVERED, AlertingConfig, get_config
+from include.vyapar.alerting.formatting import redacted
+from include.vyapar.alerting.router import destination_for, route_for, silence_for
+
+log = logging.getLogger(__name__)
+
+# Alert statuses. An incident is open or resolved.
+OPEN, RESOLVED, SILENCED, FOLDED = "open", "resolved", "silenced", "folded"
+REPEAT, RECOVERY, DROPPED = "repeat", "recovery", "dropped"
+# Delivery statuses (pending -> sending, leased -> sent | dead) and purposes.
+PENDING, SENDING, SENT, DEAD = "pending", "sending", "sent", "dead"
+FOR_ALERT, DEAD_LETTER = "alert", "dead_letter"
+
+
+def default_store_url() -> str:
+    return os.environ.get("VYAPAR_ALERT_STORE_URL") or f"sqlite:///{settings.DATA_DIR / 'alerts.sqlite'}"
+
+
+@dataclass(frozen=True)
+class EnqueueResult:
+    """What `enqueue` did: status is open | repeat | folded | silenced | recovery | dropped."""
+
+    alert_id: int
+    status: str
+    incident_id: int | None
+    delivery_ids: tuple[int, ...] = ()
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class Baseline:
+    median: float
+    samples: int
+
+
+@dataclass(frozen=True)
+class ClaimedDelivery:
+    """One outbox row leased to this flusher (`token` proves the lease)."""
+
+    id: int
+    alert_id: int
+    incident_id: int | None
+    channel: str
+    destination: str
+    purpose: str
+    note: str
+    attempts: int
+    token: str
+    lease_expired: bool  # it was `sending` under a lease that ran out: the previous flusher may have sent it
+    previous_leased_at: float | None
+    alert: Alert
+
+
+def _tables(metadata: sa.MetaData, prefix: str) -> dict[str, sa.Table]:
+    epoch = sa.Float(precision=53)  # seconds since the epoch: compares the same on every backend
+    alerts = sa.Table(
+        f"{prefix}alerts", metadata,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("kind", sa.String(64), nullable=False),
+        sa.Column("severity", sa.String(32), nullable=False),
+        sa.Column("status", sa.String(16), nullable=False),
+        sa.Column("dedup_key", sa.String(512), nullable=False),
+        sa.Column("incident_id", sa.Integer, nullable=True),
+        sa.Column("subject", sa.Text, nullable=False),
+        sa.Column("payload", sa.Text, nullable=False),
+        sa.Column("note", sa.Text, nullable=False, default=""),
+        sa.Column("created_at", epoch, nullable=False),
+        sa.Index(f"{prefix}ix_alerts_dedup_key", "dedup_key"),
+    )  # fmt: skip
+    incidents = sa.Table(
+        f"{prefix}incidents", metadata,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("dedup_key", sa.String(512), nullable=False),
+        sa.Column("status", sa.String(16), nullable=False),
+        sa.Column("kind", sa.String(64), nullable=False),
+        sa.Column("severity", sa.String(32), nullable=False),
+        sa.Column("root_alert_id", sa.Integer, nullable=False),
+        sa.Column("affected", sa.Text, nullable=False, default="[]"),
+        sa.Column("repeat_count", sa.Integer, nullable=False, default=0),
+        sa.Column("slack_threads", sa.Text, nullable=False, default="{}"),
+        sa.Column("opened_at", epoch, nullable=False),
+        sa.Column("last_seen_at", epoch, nullable=False),
+        sa.Column("resolved_at", epoch, nullable=True),
+    )  # fmt: skip
+    # At most one open incident per key, even with several processes enqueueing at once.
+    sa.Index(
+        f"{prefix}ux_incidents_open_key", incidents.c.dedup_key, unique=True,
+        sqlite_where=incidents.c.status == OPEN, postgresql_where=incidents.c.status == OPEN,
+    )  # fmt: skip
+    deliveries = sa.Table(
+        f"{prefix}deliveries", metadata,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("alert_id", sa.Integer, nullable=False),
+        sa.Column("incident_id", sa.Integer, nullable=True),
+        sa.Column("channel", sa.String(16), nullable=False),
+        sa.Column("destination", sa.Text, nullable=False),
+        sa.Column("purpose", sa.String(16), nullable=False, default=FOR_ALERT),
+        sa.Column("note", sa.Text, nullable=False, default=""),
+        sa.Column("status", sa.String(16), nullable=False),
+        sa.Column("attempts", sa.Integer, nullable=False, default=0),
+        sa.Column("next_attempt_at", epoch, nullable=False),
+        sa.Column("lease_token", sa.String(64), nullable=True),
+        sa.Column("leased_at", epoch, nullable=True),
+        sa.Column("lease_until", epoch, nullable=True),
+        sa.Column("last_error", sa.Text, nullable=True),
+        sa.Column("provider_id", sa.String(128), nullable=True),
+        sa.Column("provider_channel", sa.String(128), nullable=True),
+        sa.Column("created_at", epoch, nullable=False),
+        sa.Column("sent_at", epoch, nullable=True),
+        sa.Index(f"{prefix}ix_deliveries_due", "status", "next_attempt_at"),
+    )  # fmt: skip
+    durations = sa.Table(
+        f"{prefix}node_durations", metadata,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("node_id", sa.String(512), nullable=False),
+        sa.Column("run_id", sa.String(512), nullable=False),
+        sa.Column("seconds", epoch, nullable=False),
+        sa.Column("recorded_at", epoch, nullable=False),
+        sa.UniqueConstraint("node_id", "run_id", name=f"{prefix}uq_node_durations_run"),
+    )  # fmt: skip
+    slow_alerted = sa.Table(
+        f"{prefix}slow_alerted", metadata,
+        sa.Column("run_id", sa.String(512), primary_key=True),
+        sa.Column("node_id", sa.String(512), primary_key=True),
+        sa.Column("alerted_at", epoch, nullable=False),
+    )  # fmt: skip
+    return dict(
+        alerts=alerts, incidents=incidents, deliveries=deliveries, durations=durations, slow_alerted=slow_alerted
+    )
+
+
+def _make_engine(url: str) -> sa.Engine:
+    if "duckdb" in url.split(":", 1)[0] or str(settings.DUCKDB_PATH) in url:
+        raise ValueError("the alert store must never live in the DuckDB warehouse (a single-writer file)")
+    if not url.startswith("sqlite"):
+        return sa.create_engine(url, pool_pre_ping=True)
+    database = sa.make_url(url).database
+    if database and database != ":memory:":
+        Path(database).parent.mkdir(parents=True, exist_ok=True)
+    engine = sa.create_engine(url, connect_args={"timeout": 30})
+
+    @sa.event.listens_for(engine, "connect")
+    def _sqlite_for_many_writers(dbapi_connection, _record):  # noqa: ANN001
+        dbapi_connection.isolation_level = None  # let SQLAlchemy's BEGIN below be the only transaction start
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")  # readers never block the writer; task processes + scheduler
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @sa.event.listens_for(engine, "begin")
+    def _take_the_write_lock_up_front(connection):  # noqa: ANN001
+        # IMMEDIATE: a read-then-write transaction never fails halfway with "database is locked".
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+class AlertStore:
+    """All durable alerting state. One instance per process is enough (`get_store()`)."""
+
+    def __init__(self, url: str | None = None, *, config: AlertingConfig | None = None, table_prefix: str = "") -> None:
+        self.url = url or default_store_url()
+        self._config = config
+        self.engine = _make_engine(self.url)
+        self.metadata = sa.MetaData()
+        tables = _tables(self.metadata, table_prefix)
+        self.alerts, self.incidents, self.deliveries = tables["alerts"], tables["incidents"], tables["deliveries"]
+        self.durations, self.slow_alerted = tables["durations"], tables["slow_alerted"]
+        self.metadata.create_all(self.engine)
+
+    @property
+    def config(self) -> AlertingConfig:
+        return self._config or get_config()
+
+    def drop_all(self) -> None:
+        self.metadata.drop_all(self.engine)
+        self.engine.dispose()
+
+    # ------------------------------------------------------------------ enqueue
+    def enqueue(self, alert: Alert, upstream_keys: Iterable[str] = (), *, now: datetime | None = None) -> EnqueueResult:
+        """Record an alert and its deliveries in one transaction (see the package docstring for the rules)."""
+        now = now or datetime.now(UTC)
+        alert = self._complete(redacted(alert))
+        upstream_keys = [key for key in upstream_keys if key and key != alert.dedup_key]
+        for attempt in range(3):
+            try:
+                with self.engine.begin() as conn:
+                    return self._enqueue(conn, alert, upstream_keys, now)
+            except IntegrityError:
+                # Another process opened the same incident between our check and insert: now it is a repeat.
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _complete(self, alert: Alert) -> Alert:
+        config = self.config
+        changes: dict[str, Any] = {}
+        if not alert.severity and alert.kind != RECOVERED:
+            changes["severity"] = config.severity_of(alert.kind)
+        if alert.kind != RECOVERED and "Runbook" not in alert.links:
+            changes["links"] = {**alert.links, "Runbook": config.runbook_url(alert.kind)}
+        if alert.severity and alert.severity not in config.severities:
+            raise ValueError(f"unknown severity {alert.severity!r} (declared: {', '.join(config.severities)})")
+        return alert.replace(**changes) if changes else alert
+
+    def _enqueue(self, conn: sa.Connection, alert: Alert, upstream_keys: list[str], now: datetime) -> EnqueueResult:
+        ts = now.timestamp()
+        silenced = silence_for(alert, now, self.config)
+
+        if alert.is_recovery:
+            incident = self._open_incident(conn, alert.recovery_of)
+            if incident is None:
+                alert_id = self._insert_alert(
+                    conn, alert.replace(severity=alert.severity or "low"), DROPPED, None, ts, "no open incident"
+                )
+                log.info("recovery of %s dropped: no open incident", alert.recovery_of)
+                return EnqueueResult(alert_id, DROPPED, None, reason="no open incident")
+            recovery = alert.replace(severity=incident.severity, dedup_key=incident.dedup_key)
+            conn.execute(
+                sa.update(self.incidents)
+                .where(self.incidents.c.id == incident.id)
+                .values(status=RESOLVED, resolved_at=ts)
+            )
+            conn.execute(
+                sa.update(self.alerts).where(self.alerts.c.id == incident.root_alert_id).values(status=RESOLVED)
+            )
+            if silenced:
+                alert_id = self._insert_alert(conn, recovery, SILENCED, incident.id, ts, f"silenced by {silenced}")
+                log.info(
+                    "alert %s (%s) resolved incident %s silently: silenced by %s",
+                    alert_id,
+                    alert.subject,
+                    incident.dedup_key,
+                    silenced,
+                )
+                return EnqueueResult(alert_id, SILENCED, incident.id, reason=silenced)
+            alert_id = self._insert_alert(conn, recovery, RECOVERY, incident.id, ts)
+            targets = conn.execute(
+                sa.select(self.deliveries.c.channel, self.deliveries.c.destination)
+                .where(self.deliveries.c.alert_id == incident.root_alert_id, self.deliveries.c.purpose == FOR_ALERT)
+                .order_by(self.deliveries.c.id)
+            ).all()
+            ids = self._insert_deliveries(
+                conn, alert_id, incident.id, [(t.channel, t.destination) for t in targets], ts
+            )
+            return EnqueueResult(alert_id, RECOVERY, incident.id, ids)
+
+        if silenced:
+            alert_id = self._insert_alert(conn, alert, SILENCED, None, ts, f"silenced by {silenced}")
+            log.info("alert %s (%s, %s) not delivered: silenced by %s", alert_id, alert.kind, alert.subject, silenced)
+            return EnqueueResult(alert_id, SILENCED, None, reason=silenced)
+
+        incident = self._open_incident(conn, alert.dedup_key)
+        if incident is not None:
+            alert_id = self._insert_alert(conn, alert, REPEAT, incident.id, ts)
+            conn.execute(
+                sa.update(self.incidents).where(self.incidents.c.id == incident.id)
+                .values(repeat_count=self.incidents.c.repeat_count + 1, last_seen_at=ts)
+            )  # fmt: skip
+            return EnqueueResult(alert_id, REPEAT, incident.id, reason=f"incident {alert.dedup_key} is open")
+
+        if upstream_keys:
+            upstream = conn.execute(
+                sa.select(self.incidents).where(self.incidents.c.status == OPEN, self.incidents.c.dedup_key.in_(upstream_keys))
+                .order_by(self.incidents.c.id).limit(1)
+            ).first()  # fmt: skip
+            if upstream is not None:
+                affected = json.loads(upstream.affected)
+                if alert.display_name not in affected:
+                    affected.append(alert.display_name)
+                conn.execute(
+                    sa.update(self.incidents).where(self.incidents.c.id == upstream.id)
+                    .values(affected=json.dumps(affected), last_seen_at=ts)
+                )  # fmt: skip
+                alert_id = self._insert_alert(conn, alert, FOLDED, upstream.id, ts, f"folded into {upstream.dedup_key}")
+                return EnqueueResult(alert_id, FOLDED, upstream.id, reason=f"folded into {upstream.dedup_key}")
+
+        alert_id = self._insert_alert(conn, alert, OPEN, None, ts)
+        incident_id = conn.execute(
+            sa.insert(self.incidents).values(
+                dedup_key=alert.dedup_key, status=OPEN, kind=alert.kind, severity=alert.severity, root_alert_id=alert_id,
+                affected=json.dumps(list(alert.affected)), repeat_count=0, slack_threads="{}", opened_at=ts, last_seen_at=ts,
+            )
+        ).inserted_primary_key[0]  # fmt: skip
+        conn.execute(sa.update(self.alerts).where(self.alerts.c.id == alert_id).values(incident_id=incident_id))
+        targets = [
+            (channel, destination_for(channel, alert.severity, self.config))
+            for channel in route_for(alert.severity, self.config)
+        ]
+        ids = self._insert_deliveries(conn, alert_id, incident_id, targets, ts)
+        return EnqueueResult(alert_id, OPEN, incident_id, ids)
+
+    def _open_incident(self, conn: sa.Connection, dedup_key: str | None) -> Any:
+        return conn.execute(
+            sa.select(self.incidents).where(self.incidents.c.dedup_key == dedup_key, self.incidents.c.status == OPEN)
+        ).first()
+
+    def _insert_alert(
+        self, conn: sa.Connection, alert: Alert, status: str, incident_id: int | None, ts: float, note: str = ""
+    ) -> int:
+        return conn.execute(
+            sa.insert(self.alerts).values(
+                kind=alert.kind, severity=alert.severity or "", status=status, dedup_key=alert.dedup_key, incident_id=incident_id,
+                subject=alert.subject, payload=alert.to_json(), note=note, created_at=ts,
+            )
+        ).inserted_primary_key[0]  # fmt: skip
+
+    def _insert_deliveries(
+        self, conn: sa.Connection, alert_id: int, incident_id: int | None, targets: Sequence[tuple[str, str]], ts: float,
+        purpose: str = FOR_ALERT, note: str = "",
+    ) -> tuple[int, ...]:  # fmt: skip
+        ids = []
+        for channel, destination in targets:
+            ids.append(
+                conn.execute(
+                    sa.insert(self.deliveries).values(
+                        alert_id=alert_id, incident_id=incident_id, channel=channel, destination=destination, purpose=purpose,
+                        note=note, status=PENDING, attempts=0, next_attempt_at=ts, created_at=ts,
+                    )
+                ).inserted_primary_key[0]
+            )  # fmt: skip
+        return tuple(ids)
+
+    # ------------------------------------------------------------------ the outbox
+    def claim_due(self, now: float, limit: int, lease_seconds: float) -> list[ClaimedDelivery]:
+        """Lease up to `limit` due deliveries: pending ones whose time has come, and `sending` ones whose lease ran out."""
+        d = self.deliveries
+        due = sa.or_(
+            sa.and_(d.c.status == PENDING, d.c.next_attempt_at <= now),
+            sa.and_(d.c.status == SENDING, d.c.lease_until < now),
+        )
+        claimed: list[ClaimedDelivery] = []
+        with self.engine.begin() as conn:
+            rows = conn.execute(sa.select(d).where(due).order_by(d.c.next_attempt_at, d.c.id).limit(limit)).all()
+            for row in rows:
+                token = uuid.uuid4().hex
+                # The WHERE repeats the due test: of two flushers racing for a row, only one updates it.
+                won = conn.execute(
+                    sa.update(d).where(d.c.id == row.id, due)
+                    .values(status=SENDING, lease_token=token, leased_at=now, lease_until=now + lease_seconds, attempts=d.c.attempts + 1)
+                ).rowcount  # fmt: skip
+                if won != 1:
+                    continue
+                payload = conn.execute(
+                    sa.select(self.alerts.c.payload).where(self.alerts.c.id == row.alert_id)
+                ).scalar_one()
+                claimed.append(
+                    ClaimedDelivery(
+                        id=row.id, alert_id=row.alert_id, incident_id=row.incident_id, channel=row.channel,
+                        destination=row.destination, purpose=row.purpose, note=row.note or "", attempts=row.attempts + 1,
+                        token=token, lease_expired=row.status == SENDING, previous_leased_at=row.leased_at,
+                        alert=Alert.from_json(payload),
+                    )
+                )  # fmt: skip
+        return claimed
+
+    def mark_sent(
+        self, delivery: ClaimedDelivery, provider_id: str | None, provider_channel: str | None, now: float
+    ) -> None:
+        """Record a delivered message; a Slack root message's ts becomes its incident's thread in that channel."""
+        d = self.deliveries
+        with self.engine.begin() as conn:
+            updated = conn.execute(
+                sa.update(d).where(d.c.id == delivery.id, d.c.lease_token == delivery.token)
+                .values(status=SENT, sent_at=now, provider_id=provider_id, provider_channel=provider_channel, last_error=None, lease_until=None)
+            ).rowcount  # fmt: skip
+            if updated != 1:
+                log.warning("delivery %s was sent but its lease had passed to another flusher", delivery.id)
+            if (
+                delivery.channel != "slack"
+                or delivery.purpose != FOR_ALERT
+                or not provider_id
+                or delivery.incident_id is None
+            ):
+                return
+            incident = conn.execute(
+                sa.select(self.incidents).where(self.incidents.c.id == delivery.incident_id)
+            ).first()
+            if incident is None or incident.root_alert_id != delivery.alert_id:
+                return
+            threads = json.loads(incident.slack_threads)
+            threads.setdefault(delivery.destination, {"channel": provider_channel, "ts": provider_id})
+            conn.execute(
+                sa.update(self.incidents)
+                .where(self.incidents.c.id == incident.id)
+                .values(slack_threads=json.dumps(threads))
+            )
+
+    def reschedule(
+        self, delivery: ClaimedDelivery, next_attempt_at: float, error: str, *, count_attempt: bool = True
+    ) -> None:
+        d = self.deliveries
+        values: dict[str, Any] = {"status": PENDING, "next_attempt_at": next_attempt_at, "lease_until": None}
+        if error:
+            values["last_error"] = error[:4000]
+        if not count_attempt:
+            values["attempts"] = d.c.attempts - 1
+        with self.engine.begin() as conn:
+            conn.execute(sa.update(d).where(d.c.id == delivery.id, d.c.lease_token == delivery.token).values(**values))
+
+    def mark_dead(self, delivery: ClaimedDelivery, error: str, now: float) -> int | None:
+        """Dead-letter a delivery; a dead Slack message is re-queued as an email carrying the raw Slack error."""
+        d = self.deliveries
+        with self.engine.begin() as conn:
+            conn.execute(
+                sa.update(d).where(d.c.id == delivery.id, d.c.lease_token == delivery.token)
+                .values(status=DEAD, last_error=error[:4000], lease_until=None)
+            )  # fmt: skip
+            if delivery.channel != "slack" or delivery.alert.kind == "alerting_degraded":
+                return None
+            severity = delivery.alert.severity or self.config.severities[-1]
+            note = f"This alert could not be delivered to Slack ({delivery.destination}): {error}"
+            (email_id,) = self._insert_deliveries(
+                conn, delivery.alert_id, delivery.incident_id, [("email", destination_for("email", severity, self.config))], now,
+                purpose=DEAD_LETTER, note=note[:4000],
+            )  # fmt: skip
+            return email_id
+
+    def slack_thread(self, incident_id: int | None, destination: str) -> tuple[dict[str, str] | None, bool]:
+        """The incident's Slack thread in a channel, and whether its root message is still on its way."""
+        if incident_id is None:
+            return None, False
+        with self.engine.connect() as conn:
+            incident = conn.execute(sa.select(self.incidents).where(self.incidents.c.id == incident_id)).first()
+            if incident is None:
+                return None, False
+            thread = json.loads(incident.slack_threads).get(destination)
+            if thread:
+                return thread, False
+            pending = conn.execute(
+                sa.select(sa.func.count()).select_from(self.deliveries).where(
+                    self.deliveries.c.alert_id == incident.root_alert_id, self.deliveries.c.channel == "slack",
+                    self.deliveries.c.destination == destination, self.deliveries.c.status.in_([PENDING, SENDING]),
+                )
+            ).scalar_one()  # fmt: skip
+            return None, pending > 0
+
+    def has_open_incident(self, dedup_key: str) -> bool:
+        with self.engine.connect() as conn:
+            return self._open_incident(conn, dedup_key) is not None
+
+    # ------------------------------------------------------------------ reading (tests, health view)
+    def list_alerts(self, status: str | None = None) -> list[dict[str, Any]]:
+        query = sa.select(self.alerts).order_by(self.alerts.c.id)
+        if status:
+            query = query.where(self.alerts.c.status == status)
+        with self.engine.connect() as conn:
+            return [dict(row._mapping) for row in conn.execute(query)]
+
+    def list_deliveries(self, status: str | None = None, channel: str | None = None) -> list[dict[str, Any]]:
+        query = sa.select(self.deliveries).order_by(self.deliveries.c.id)
+        if status:
+            query = query.where(self.deliveries.c.status == status)
+        if channel:
+            query = query.where(self.deliveries.c.channel == channel)
+        with self.engine.connect() as conn:
+            return [dict(row._mapping) for row in conn.execute(query)]
+
+    def incident(self, dedup_key: str) -> dict[str, Any] | None:
+        """The newest incident with this key (open or resolved), with `affected` and `slack_threads` decoded."""
+        query = (
+            sa.select(self.incidents)
+            .where(self.incidents.c.dedup_key == dedup_key)
+            .order_by(self.incidents.c.id.desc())
+            .limit(1)
+        )
+        with self.engine.connect() as conn:
+            row = conn.execute(query).first()
+        if row is None:
+            return None
+        record = dict(row._mapping)
+        record["affected"] = json.loads(record["affected"])
+        record["slack_threads"] = json.loads(record["slack_threads"])
+        return record
+
+    # ------------------------------------------------------------------ dbt duration baselines
+    def record_duration(self, node_id: str, seconds: float, run_id: str) -> None:
+        """Remember a successful dbt node duration (one per run; a retried run keeps its latest)."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                sa.delete(self.durations).where(self.durations.c.node_id == node_id, self.durations.c.run_id == run_id)
+            )
+            conn.execute(
+                sa.insert(self.durations).values(
+                    node_id=node_id, run_id=run_id, seconds=float(seconds), recorded_at=time.time()
+                )
+            )
+
+    def baseline_for(self, node_id: str) -> Baseline | None:
+        """Median of the last `alerts.slow.baseline_samples` successful durations; None below `min_samples`."""
+        slow = self.config.alerts.slow
+        query = (
+            sa.select(self.durations.c.seconds).where(self.durations.c.node_id == node_id)
+            .order_by(self.durations.c.recorded_at.desc(), self.durations.c.id.desc()).limit(slow.baseline_samples)
+        )  # fmt: skip
+        with self.engine.connect() as conn:
+            samples = list(conn.execute(query).scalars())
+        if len(samples) < slow.min_samples:
+            return None
+        return Baseline(median=statistics.median(samples), samples=len(samples))
+
+    def mark_slow_alerted(self, run_id: str, node_id: str) -> bool:
+        """True the first time a (run, node) is marked: so a slow node is alerted once per run."""
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(
+                    sa.insert(self.slow_alerted).values(run_id=run_id, node_id=node_id, alerted_at=time.time())
+                )
+            return True
+        except IntegrityError:
+            return False
+
+
+@functools.cache
+def get_store() -> AlertStore:
+    """The process-wide store at VYAPAR_ALERT_STORE_URL (default: sqlite in DATA_DIR); tables created on first use."""
+    return AlertStore()
+
+
+def enqueue(alert: Alert, upstream_keys: Iterable[str] = ()) -> EnqueueResult:
+    """Hand an alert over for delivery: durable, deduplicated, folded into an open upstream incident, or silenced.
+
+    Never sends anything itself (call `kick_flush()` after, or let the flusher pick it up).
+    """
+    return get_store().enqueue(alert, upstream_keys)

@@ -1,0 +1,69 @@
+"""The alerting file is validated strictly: a mistake names the file and the key path; routing follows it."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from include.vyapar.alerting import config as alerting_config
+from include.vyapar.alerting.config import AlertingConfigError, load_alerting_config
+from include.vyapar.alerting.router import route_for
+
+
+def _write(tmp_path, mutate) -> str:
+    raw = yaml.safe_load(alerting_config.DEFAULT_CONFIG_PATH.read_text())
+    mutate(raw)
+    path = tmp_path / "alerting.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("mutate", "expected"),
+    [
+        (lambda c: c["routes"]["high"].__setitem__(1, "pager"), "alerting.yaml: routes.high[1]: unknown channel 'pager' (allowed: slack, email)"),
+        (lambda c: c["alerts"]["slow"].update(threshold_ratoi=2), "alerting.yaml: alerts.slow.threshold_ratoi: unknown key"),
+        (lambda c: c["alerts"]["stale_data"].update(severity="urgent"), "alerting.yaml: alerts.stale_data.severity: unknown severity 'urgent'"),
+        (lambda c: c["alerts"]["slow"].pop("min_samples"), "alerting.yaml: alerts.slow.min_samples: required key is missing"),
+        (lambda c: c["delivery"].update(max_attempts=0), "alerting.yaml: delivery.max_attempts: Input should be greater than or equal to 1"),
+        (lambda c: c["email"]["recipients"].pop("critical"), "alerting.yaml: email.recipients: no recipients for severity 'critical'"),
+        (lambda c: c.update(silences=[{"dag_id": "vyapar_marts"}]), "alerting.yaml: silences[0].reason: required key is missing"),
+        (lambda c: c.update(maintenance_windows=[{"start": "2025-01-01T02:00:00", "end": "2025-01-01T03:00:00", "reason": "x"}]), "alerting.yaml: maintenance_windows[0]: 2025-01-01T02:00:00 has no timezone"),
+        (lambda c: c.update(pager={"id": 1}), "alerting.yaml: pager: unknown key"),
+    ],
+    ids=["channel", "typo", "severity", "missing", "range", "recipients", "silence", "naive-time", "top-level"],
+)  # fmt: skip
+def test_bad_config_names_the_key(tmp_path, mutate, expected):
+    with pytest.raises(AlertingConfigError) as caught:
+        load_alerting_config(_write(tmp_path, mutate))
+    assert str(caught.value).startswith(expected), str(caught.value)
+
+
+def test_unparsable_config_names_the_file(tmp_path, monkeypatch):
+    path = tmp_path / "alerting.yaml"
+    path.write_text("routes: [unclosed\n")
+    monkeypatch.setenv("VYAPAR_ALERTING_CONFIG", str(path))
+    with pytest.raises(AlertingConfigError, match=r"^alerting.yaml: not valid YAML"):
+        load_alerting_config()
+
+
+def test_route_for_severity():
+    config = load_alerting_config()
+    assert config.severities == ["low", "medium", "high", "critical"]
+    assert route_for("low", config) == ["slack"]
+    assert route_for("medium", config) == ["slack"]
+    assert route_for("high", config) == ["slack", "email"]
+    assert route_for("critical", config) == ["slack", "email"]
+    assert [config.severity_of(kind) for kind in alerting_config.ALERT_KINDS] == [
+        "high", "medium", "low", "high", "critical", "critical",
+    ]  # fmt: skip
+    assert (config.alerts.slow.threshold_ratio, config.alerts.stale_data.max_age_minutes) == (1.5, 120)
+    with pytest.raises(ValueError, match="unknown severity 'urgent'"):
+        route_for("urgent", config)
+
+
+def test_links_come_from_the_environment_when_set(monkeypatch):
+    monkeypatch.setenv("VYAPAR_AIRFLOW_BASE_URL", "https://airflow.vyaparbazaar.example")
+    config = load_alerting_config()
+    assert config.links.airflow_base_url == "https://airflow.vyaparbazaar.example"
+    assert config.runbook_url("stale_data").endswith("docs/runbooks.md#stale-data")
