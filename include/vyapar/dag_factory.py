@@ -96,7 +96,15 @@ def build_dag(schedules: Schedules, schedule: PipelineSchedule) -> DAG:
 
                 return land_hourly_batch()
 
-            first = land_raw_batch()
+            @task(task_id="check_raw_batches")
+            def check_raw_batches(landed: dict) -> list[str]:
+                """Check the new files against the landing contract; quarantine unusable ones (named in the error)."""
+                from include.vyapar.landing import check_raw_batches
+
+                batches = landed.get("batch_ids") if landed.get("simulated", True) else None
+                return check_raw_batches(batches)
+
+            first = check_raw_batches(land_raw_batch())
 
         @task(task_id="plan_selection")
         def plan_selection(params: dict | None = None) -> list[str] | None:

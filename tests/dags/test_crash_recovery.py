@@ -82,7 +82,7 @@ def test_sigkilled_dbt_fails_the_task_keeps_the_warehouse_and_the_rerun_succeeds
 
     assert layer_runs["vyapar_facts"].succeeded
     with duckdb.connect(str(settings.DUCKDB_PATH), read_only=True) as con:
-        before = {t: con.sql(f"select count(*) from core.{t}").fetchone()[0] for t in ("fct_orders", "fct_order_items")}
+        before = {t: con.execute(f"select count(*) from core.{t}").fetchone()[0] for t in ("fct_orders", "fct_order_items")}
 
     done, kills = threading.Event(), []
     killer = threading.Thread(target=_kill_probe_dbt_until, args=(done, kills), daemon=True)
@@ -100,10 +100,10 @@ def test_sigkilled_dbt_fails_the_task_keeps_the_warehouse_and_the_rerun_succeeds
 
     # The file reopens (read-write: no leftover lock), and what was committed before is intact.
     with duckdb.connect(str(settings.DUCKDB_PATH)) as con:
-        after = {t: con.sql(f"select count(*) from core.{t}").fetchone()[0] for t in before}
+        after = {t: con.execute(f"select count(*) from core.{t}").fetchone()[0] for t in before}
     assert after == before
 
     rerun = dags_test("vyapar_facts", env=probe_project)
     assert rerun.succeeded, rerun.output[-4000:]
     with duckdb.connect(str(settings.DUCKDB_PATH), read_only=True) as con:
-        assert con.sql("select order_rows from core.zz_slow_probe").fetchone()[0] == before["fct_orders"]
+        assert con.execute("select order_rows from core.zz_slow_probe").fetchone()[0] == before["fct_orders"]
