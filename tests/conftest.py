@@ -11,7 +11,7 @@ ARTIFACTS = REPO_ROOT / "test-artifacts"
 
 # Set before anything imports include.vyapar.settings or airflow: both read the environment at import.
 _SESSION_DIR = Path(tempfile.mkdtemp(prefix="vyapar-tests-"))
-os.environ.setdefault("VYAPAR_DATA_DIR", str(_SESSION_DIR / "data"))
+os.environ["VYAPAR_DATA_DIR"] = str(_SESSION_DIR / "data")
 os.environ["VYAPAR_LANDING_DIR"] = os.environ.get("VYAPAR_TEST_LANDING_DIR", str(_SESSION_DIR / "data" / "landing"))
 os.environ["VYAPAR_DUCKDB_PATH"] = str(_SESSION_DIR / "data" / "warehouse" / "vyaparbazaar.duckdb")
 os.environ["VYAPAR_WAREHOUSE_LOCK"] = str(_SESSION_DIR / "data" / "warehouse" / "vyaparbazaar.lock")

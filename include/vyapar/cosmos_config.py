@@ -59,7 +59,10 @@ def render_config(select: tuple[str, ...], with_sources: bool = False) -> Render
     return RenderConfig(
         load_method=LoadMode.DBT_MANIFEST,
         select=list(select),
-        test_behavior=TestBehavior.AFTER_EACH,
+        # Models: one task per model that builds it and runs its tests (`dbt build --select model`): the UI
+        # keeps a task per model, and each dbt process start (~2-3 s) is paid once per model, not twice.
+        # Sources: a freshness task and a source-tests task each (BUILD would drop the source tests).
+        test_behavior=TestBehavior.AFTER_EACH if with_sources else TestBehavior.BUILD,
         source_rendering_behavior=SourceRenderingBehavior.ALL if with_sources else SourceRenderingBehavior.NONE,
         enable_mock_profile=False,
     )

@@ -30,3 +30,10 @@ def land_hourly_batch() -> dict:
     result = land_next_batch(landing, at=now)
     print(f"landed batch {result.get('batch_id')} at {now.isoformat()}Z: {result}")
     return result
+
+
+def check_raw_batches(batches: list[str] | None = None) -> list[str]:
+    """Contract check of the landed files (all, or the given batches); bad files are quarantined."""
+    from include.vyapar.landing_checks import check_landing
+
+    return [str(p) for p in check_landing(settings.LANDING_DIR, batches=batches) if p.severity != "info"]

@@ -56,7 +56,7 @@ def _kill_probe_dbt_until(done: threading.Event, kills: list[int]) -> None:
     while not done.is_set():
         for proc in psutil.process_iter(["pid", "cmdline", "create_time"]):
             cmdline = " ".join(proc.info["cmdline"] or [])
-            if "zz_slow_probe" in cmdline and " run " in f" {cmdline} " and time.time() - proc.info["create_time"] > 6:
+            if "zz_slow_probe" in cmdline and " build " in f" {cmdline} " and time.time() - proc.info["create_time"] > 6:
                 try:
                     os.kill(proc.info["pid"], signal.SIGKILL)
                     kills.append(proc.info["pid"])
@@ -95,7 +95,7 @@ def test_sigkilled_dbt_fails_the_task_keeps_the_warehouse_and_the_rerun_succeeds
 
     assert kills, "the probe model never ran long enough to be killed"
     assert crashed.state == "failed", crashed.output[-4000:]
-    states = _task_states("vyapar_facts", "dbt.zz_slow_probe_run")
+    states = _task_states("vyapar_facts", "dbt.zz_slow_probe_model_build")
     assert "success" not in states and states[-1] == "failed", states
 
     # The file reopens (read-write: no leftover lock), and what was committed before is intact.

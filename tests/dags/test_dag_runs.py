@@ -65,6 +65,7 @@ def test_targeted_rebuild_runs_only_the_selection(layer_runs):
     assert "Targeted rebuild: 1 node(s) selected: stg_orders" in result.output
     assert "--full-refresh" in result.output
     assert "not in this run's selection (stg_clickstream)" in result.output
+    assert "--select', 'fqn:vyaparbazaar.staging.stg_orders'" in result.output
 
 
 def test_two_layer_dags_at_once_never_hit_the_duckdb_lock(layer_runs):
