@@ -14,3 +14,6 @@ export AIRFLOW__COSMOS__ENABLE_TELEMETRY=False
 export DO_NOT_TRACK=1
 export DBT_SEND_ANONYMOUS_USAGE_STATS=false
 export VYAPAR_DATA_DIR="${VYAPAR_DATA_DIR:-$REPO_ROOT/data}"
+# Cosmos keeps dbt's partial-parse cache per DAG; keep it with this environment's data (not a shared /tmp/cosmos),
+# so another checkout or the tests' warehouse never invalidates it ("profile has changed").
+export AIRFLOW__COSMOS__CACHE_DIR="${AIRFLOW__COSMOS__CACHE_DIR:-$VYAPAR_DATA_DIR/cosmos_cache}"

@@ -11,6 +11,8 @@ from airflow.timetables.trigger import CronTriggerTimetable
 from cosmos import DbtTaskGroup
 
 from include.vyapar import cosmos_config, settings
+from include.vyapar.alerting import callbacks
+from include.vyapar.alerting.config import load_alerting_config
 from include.vyapar.schedules import PipelineSchedule, Schedules, load_schedules
 from include.vyapar.selection import (
     SELECTOR_MAX_LENGTH,
@@ -33,6 +35,11 @@ def _default_args(schedules: Schedules, schedule: PipelineSchedule) -> dict:
         "retry_exponential_backoff": True,
         "max_retry_delay": timedelta(seconds=d.max_retry_delay_seconds),
         "execution_timeout": timedelta(minutes=d.execution_timeout_minutes),
+        # Alerting (include/vyapar/alerting/callbacks.py): a failure alerts once, after the last try; a
+        # success resolves the task's open incident. The callbacks never raise.
+        "on_failure_callback": callbacks.on_task_failure,
+        "on_retry_callback": callbacks.on_task_retry,
+        "on_success_callback": callbacks.on_task_success,
     }
 
 
@@ -73,6 +80,12 @@ def _skip_unless_selected(context) -> None:
         raise AirflowSkipException(f"not in this run's selection ({', '.join(sorted(names))})")
 
 
+def _before_dbt_task(context) -> None:
+    """pre_execute of every dbt task: the selection check, then the watchdog (slow and resource alerts)."""
+    _skip_unless_selected(context)
+    callbacks.start_task_watch(context)
+
+
 def build_dag(schedules: Schedules, schedule: PipelineSchedule) -> DAG:
     with DAG(
         dag_id=schedule.dag_id,
@@ -85,6 +98,8 @@ def build_dag(schedules: Schedules, schedule: PipelineSchedule) -> DAG:
         doc_md=_doc_md(schedule),
         params=_params(),
         description=schedule.doc[:200] or None,
+        on_failure_callback=callbacks.on_dag_failure,
+        on_success_callback=callbacks.on_dag_success,
     ) as dag:
         first = None
         if schedule.lands_raw_batch:
@@ -131,7 +146,11 @@ def build_dag(schedules: Schedules, schedule: PipelineSchedule) -> DAG:
             operator_args={
                 "pool": settings.WAREHOUSE_POOL,
                 "full_refresh": "{{ params.full_refresh }}",
-                "pre_execute": _skip_unless_selected,
+                "pre_execute": _before_dbt_task,
+                "post_execute": callbacks.stop_task_watch,
+                # Cosmos calls this with dbt's target/ folder after every dbt run, before it raises on a failed
+                # result: per-node results, baselines, recoveries and test warnings come from dbt's own artifacts.
+                "callback": callbacks.record_dbt_results,
                 # Skipped (unselected) upstream models must not block selected downstream ones.
                 "trigger_rule": "none_failed",
             },
@@ -141,5 +160,7 @@ def build_dag(schedules: Schedules, schedule: PipelineSchedule) -> DAG:
 
 
 def build_all_dags(schedules: Schedules | None = None) -> dict[str, DAG]:
+    # A bad alerting.yaml is an import error of this file, naming the key (YAML + validation only, no I/O else).
+    load_alerting_config()
     schedules = schedules or load_schedules()
     return {s.dag_id: build_dag(schedules, s) for s in schedules.all}

@@ -44,6 +44,11 @@ class SlowAlert(AlertKind):
     threshold_ratio: float = Field(gt=1.0)
     baseline_samples: int = Field(ge=1)
     min_samples: int = Field(ge=1)
+    # Slower by less than this is jitter, never alerted (a 0.1 s test taking 0.2 s is not news).
+    min_excess_seconds: float = Field(default=5, ge=0)
+    # The running-task watchdog adds this to the expected time: dbt's process start and parse, which the
+    # per-node baselines (dbt's own execution times) do not include.
+    startup_allowance_seconds: float = Field(default=5, ge=0)
 
     @model_validator(mode="after")
     def _min_within_window(self) -> SlowAlert:
@@ -56,8 +61,32 @@ class StaleDataAlert(AlertKind):
     max_age_minutes: int = Field(gt=0)
 
 
+RESOURCE_METRICS = ("memory", "disk", "cpu")
+
+
+def _known_metric(metric: str) -> str:
+    if metric not in RESOURCE_METRICS:
+        raise ValueError(f"unknown metric {metric!r} (allowed: {', '.join(RESOURCE_METRICS)})")
+    return metric
+
+
 class ResourcesAlert(AlertKind):
     threshold_percent: float = Field(gt=0, le=100)
+    # Sampled by every dbt task while it runs. cpu is judged on its mean over cpu_window_seconds: DuckDB
+    # legitimately pegs every core for a while, only a sustained saturation is news.
+    metrics: list[Annotated[str, AfterValidator(_known_metric)]] = ["memory", "disk", "cpu"]
+    sample_seconds: float = Field(default=5, gt=0)
+    cpu_window_seconds: float = Field(default=600, gt=0)
+
+    @model_validator(mode="after")
+    def _window_holds_samples(self) -> ResourcesAlert:
+        if len(set(self.metrics)) != len(self.metrics):
+            raise ValueError("a metric is listed twice")
+        if self.cpu_window_seconds < self.sample_seconds:
+            raise ValueError(
+                f"cpu_window_seconds ({self.cpu_window_seconds}) is shorter than sample_seconds ({self.sample_seconds})"
+            )
+        return self
 
 
 class Alerts(_Strict):

@@ -21,7 +21,7 @@ from include.vyapar.alerting.config import AlertingConfig
 from include.vyapar.alerting.formatting import email_content, slack_message
 from include.vyapar.alerting.redaction import redact
 from include.vyapar.alerting.senders import DeliveryError, EmailSender, SlackSender, SlackWebhookSender
-from include.vyapar.alerting.store import AlertStore, ClaimedDelivery, get_store
+from include.vyapar.alerting.store import FOLLOW_UP, AlertStore, ClaimedDelivery, get_store
 
 log = logging.getLogger(__name__)
 DEGRADED = "alerting_degraded"
@@ -114,7 +114,8 @@ def _send(delivery: ClaimedDelivery, sender: Any, store: AlertStore, now: float)
             content = email_content(alert, alert_id=delivery.alert_id, note=delivery.note)
             return sender.send(delivery.destination, content, delivery_id=delivery.id), False
         thread_ts = None
-        if alert.is_recovery and sender.supports_threads:
+        # Recoveries and follow-ups ("also affected: ...") reply in the incident's thread.
+        if (alert.is_recovery or delivery.purpose == FOLLOW_UP) and sender.supports_threads:
             thread, root_on_its_way = store.slack_thread(delivery.incident_id, delivery.destination)
             if thread:
                 thread_ts = thread["ts"]

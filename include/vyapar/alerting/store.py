@@ -35,6 +35,8 @@ REPEAT, RECOVERY, DROPPED = "repeat", "recovery", "dropped"
 # Delivery statuses (pending -> sending, leased -> sent | dead) and purposes.
 PENDING, SENDING, SENT, DEAD = "pending", "sending", "sent", "dead"
 FOR_ALERT, DEAD_LETTER = "alert", "dead_letter"
+# A threaded Slack update under an incident's root message ("also affected: ..."), and its alert status.
+FOLLOW_UP = "follow_up"
 
 
 def default_store_url() -> str:
@@ -149,9 +151,38 @@ def _tables(metadata: sa.MetaData, prefix: str) -> dict[str, sa.Table]:
         sa.Column("node_id", sa.String(512), primary_key=True),
         sa.Column("alerted_at", epoch, nullable=False),
     )  # fmt: skip
+    # Every dbt node result (each try): the freshness watcher's "last successful build", the digest's pass rates.
+    node_results = sa.Table(
+        f"{prefix}node_results", metadata,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("node_id", sa.String(512), nullable=False),
+        sa.Column("resource_type", sa.String(32), nullable=False),
+        sa.Column("status", sa.String(32), nullable=False),
+        sa.Column("seconds", epoch, nullable=False),
+        sa.Column("failures", sa.Integer, nullable=True),
+        sa.Column("dag_id", sa.String(250), nullable=True),
+        sa.Column("run_id", sa.String(512), nullable=True),
+        sa.Column("task_id", sa.String(250), nullable=True),
+        sa.Column("try_number", sa.Integer, nullable=True),
+        sa.Column("finished_at", epoch, nullable=False),
+        sa.Index(f"{prefix}ix_node_results_node", "node_id", "finished_at"),
+    )  # fmt: skip
+    # Which incident each failed task's alert went to: the DAG-level failure alert folds into them.
+    task_alerts = sa.Table(
+        f"{prefix}task_alerts", metadata,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("dag_id", sa.String(250), nullable=False),
+        sa.Column("run_id", sa.String(512), nullable=False),
+        sa.Column("task_id", sa.String(250), nullable=False),
+        sa.Column("dedup_key", sa.String(512), nullable=False),
+        sa.Column("incident_key", sa.String(512), nullable=True),
+        sa.Column("recorded_at", epoch, nullable=False),
+        sa.Index(f"{prefix}ix_task_alerts_run", "dag_id", "run_id"),
+    )  # fmt: skip
     return dict(
-        alerts=alerts, incidents=incidents, deliveries=deliveries, durations=durations, slow_alerted=slow_alerted
-    )
+        alerts=alerts, incidents=incidents, deliveries=deliveries, durations=durations, slow_alerted=slow_alerted,
+        node_results=node_results, task_alerts=task_alerts,
+    )  # fmt: skip
 
 
 def _make_engine(url: str) -> sa.Engine:
@@ -192,6 +223,7 @@ class AlertStore:
         tables = _tables(self.metadata, table_prefix)
         self.alerts, self.incidents, self.deliveries = tables["alerts"], tables["incidents"], tables["deliveries"]
         self.durations, self.slow_alerted = tables["durations"], tables["slow_alerted"]
+        self.node_results, self.task_alerts = tables["node_results"], tables["task_alerts"]
         self.metadata.create_all(self.engine)
 
     @property
@@ -535,6 +567,123 @@ class AlertStore:
             return True
         except IntegrityError:
             return False
+
+    # ------------------------------------------------------------------ dbt node results
+    def record_node_result(
+        self, node_id: str, resource_type: str, status: str, seconds: float, failures: int | None = None,
+        dag_id: str | None = None, run_id: str | None = None, task_id: str | None = None,
+        finished_at: float | None = None, try_number: int | None = None,
+    ) -> None:  # fmt: skip
+        """Remember one dbt node result (every status, every try)."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                sa.insert(self.node_results).values(
+                    node_id=node_id, resource_type=resource_type, status=status, seconds=float(seconds),
+                    failures=failures, dag_id=dag_id, run_id=run_id, task_id=task_id, try_number=try_number,
+                    finished_at=time.time() if finished_at is None else finished_at,
+                )
+            )  # fmt: skip
+
+    def node_results_for(self, node_id: str | None = None, limit: int = 1000) -> list[dict[str, Any]]:
+        """Newest first; all nodes when `node_id` is None."""
+        query = sa.select(self.node_results).order_by(self.node_results.c.finished_at.desc(), self.node_results.c.id.desc())
+        if node_id:
+            query = query.where(self.node_results.c.node_id == node_id)
+        with self.engine.connect() as conn:
+            return [dict(row._mapping) for row in conn.execute(query.limit(limit))]
+
+    def last_success(self, node_id: str) -> float | None:
+        """When the node last built / passed (epoch seconds), or None."""
+        r = self.node_results
+        query = sa.select(sa.func.max(r.c.finished_at)).where(r.c.node_id == node_id, r.c.status.in_(["success", "pass"]))
+        with self.engine.connect() as conn:
+            return conn.execute(query).scalar()
+
+    def was_slow_alerted(self, run_id: str, node_id: str) -> bool:
+        with self.engine.connect() as conn:
+            return conn.execute(
+                sa.select(sa.func.count()).select_from(self.slow_alerted)
+                .where(self.slow_alerted.c.run_id == run_id, self.slow_alerted.c.node_id == node_id)
+            ).scalar_one() > 0  # fmt: skip
+
+    # ------------------------------------------------------------------ task and DAG incidents
+    def record_task_alert(self, dag_id: str, run_id: str, task_id: str, result: EnqueueResult, dedup_key: str) -> None:
+        """Remember where a failed task's alert went (its own incident, or the upstream one it folded into)."""
+        with self.engine.begin() as conn:
+            incident_key = None
+            if result.incident_id is not None:
+                incident_key = conn.execute(
+                    sa.select(self.incidents.c.dedup_key).where(self.incidents.c.id == result.incident_id)
+                ).scalar()
+            conn.execute(
+                sa.insert(self.task_alerts).values(
+                    dag_id=dag_id, run_id=run_id, task_id=task_id, dedup_key=dedup_key, incident_key=incident_key,
+                    recorded_at=time.time(),
+                )
+            )  # fmt: skip
+
+    def task_alert_keys(self, dag_id: str, run_id: str) -> list[str]:
+        """The incident keys failed tasks of a DAG run alerted under (their own and the ones they folded into)."""
+        t = self.task_alerts
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(t.c.dedup_key, t.c.incident_key).where(t.c.dag_id == dag_id, t.c.run_id == run_id).order_by(t.c.id)
+            ).all()  # fmt: skip
+        return list(dict.fromkeys(k for row in rows for k in (row.incident_key, row.dedup_key) if k))
+
+    # ------------------------------------------------------------------ folding made visible
+    def share_folded(self, incident_id: int, now: datetime | None = None) -> tuple[int, ...]:
+        """Name an incident's affected work where people read it.
+
+        The root alert's stored payload takes the incident's affected list, so a root message not yet sent names
+        them. If a root Slack message already went out (or is going), one threaded follow-up per channel says
+        "also affected: ..."; a follow-up still pending is refreshed rather than duplicated. Returns new delivery ids.
+        """
+        ts = (now or datetime.now(UTC)).timestamp()
+        with self.engine.begin() as conn:
+            incident = conn.execute(sa.select(self.incidents).where(self.incidents.c.id == incident_id)).first()
+            if incident is None or incident.status != OPEN:
+                return ()
+            affected = json.loads(incident.affected)
+            payload = conn.execute(
+                sa.select(self.alerts.c.payload).where(self.alerts.c.id == incident.root_alert_id)
+            ).scalar_one()  # fmt: skip
+            root = Alert.from_json(payload)
+            conn.execute(
+                sa.update(self.alerts).where(self.alerts.c.id == incident.root_alert_id)
+                .values(payload=root.replace(affected=affected).to_json())
+            )  # fmt: skip
+            d = self.deliveries
+            root_slack = conn.execute(
+                sa.select(d.c.destination, d.c.status).where(
+                    d.c.alert_id == incident.root_alert_id, d.c.purpose == FOR_ALERT, d.c.channel == "slack"
+                )
+            ).all()  # fmt: skip
+            gone = sorted({row.destination for row in root_slack if row.status != PENDING})
+            if not gone:
+                return ()
+            update = root.replace(
+                subject=f"Also affected by this incident ({len(affected)}): {', '.join(affected)}",
+                summary=f"Downstream work failed or slowed because of: {root.subject}",
+                facts={}, error="", affected=affected, links={k: v for k, v in root.links.items() if k == "Runbook"},
+                dag_id=None, task_id=None, run_id=None, node_id=None, recovery_of=None,
+            )  # fmt: skip
+            pending = conn.execute(
+                sa.select(d.c.id, d.c.alert_id).where(
+                    d.c.incident_id == incident.id, d.c.purpose == FOLLOW_UP, d.c.status == PENDING
+                )
+            ).all()  # fmt: skip
+            if pending:
+                for alert_id in {row.alert_id for row in pending}:
+                    conn.execute(
+                        sa.update(self.alerts).where(self.alerts.c.id == alert_id)
+                        .values(payload=update.to_json(), subject=update.subject)
+                    )  # fmt: skip
+                return ()
+            alert_id = self._insert_alert(conn, update, FOLLOW_UP, incident.id, ts)
+            return self._insert_deliveries(
+                conn, alert_id, incident.id, [("slack", destination) for destination in gone], ts, purpose=FOLLOW_UP
+            )
 
 
 @functools.cache
