@@ -87,6 +87,8 @@ def probe_project(tmp_path_factory, raw_landing) -> dict[str, str]:  # noqa: F81
         "VYAPAR_SCHEDULES_FILE": str(root / "schedules.yaml"),
         "VYAPAR_DUCKDB_PATH": str(warehouse),
         "VYAPAR_WAREHOUSE_LOCK": str(warehouse.with_suffix(".lock")),
+        # Its own Cosmos partial-parse cache: the probe project must not share one with the real project's DAGs.
+        "AIRFLOW__COSMOS__CACHE_DIR": str(root / "cosmos_cache"),
     }
     full_env = {**os.environ, **env}
     subprocess.run([sys.executable, "-m", "include.vyapar.manifest"], env=full_env, check=True, capture_output=True)
@@ -126,9 +128,8 @@ class AlertingRig:
             "VYAPAR_ALERT_STORE_URL": self.store_url,
             "VYAPAR_ALERTING_KICK": "1",
             "VYAPAR_PROBE": probe,
-            # These tests specify the callbacks and the watchdog; the listener backstop in plugins/ is tested on its
-            # own. (With it loaded, its DAG-level alert must fold into the task alerts' incidents too.)
-            "AIRFLOW__CORE__PLUGINS_FOLDER": str(self.directory / "no-plugins"),
+            # The listener backstop in plugins/ is loaded too: its DAG-level alert must fold into the incidents
+            # the task callbacks opened, so each test still sees exactly one alert.
         }
 
     def run(self, probe: str = "", conf: dict | None = None) -> DagTestResult:

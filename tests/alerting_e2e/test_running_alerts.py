@@ -73,3 +73,13 @@ def test_resource_pressure_alerts_critical_in_slack_and_email(slow_run):
     emails = rig.emails("memory at")
     assert len(emails) == 1
     assert {r for _, rs in rig.smtp.envelopes for r in rs} >= {"data-leads@vyaparbazaar.example"}
+
+
+def test_slow_model_recovers_when_it_next_runs_within_its_threshold(slow_run):
+    rig, _ = slow_run
+    (slow,) = [m for m in rig.top_level("#data-alerts") if "still running" in m.text]
+    result = rig.run()
+    assert result.succeeded, result.output[-4000:]
+    replies = wait_for(lambda: [m for m in rig.replies_to(slow) if "RESOLVED" in m.text], 60, "the slow recovery")
+    assert "back to normal speed" in replies[0].text
+    assert rig.store.incident(f"slow:{SEGMENTS}")["status"] == "resolved"

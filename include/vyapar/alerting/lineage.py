@@ -149,3 +149,21 @@ def manifest(path: Path | None = None) -> Manifest:
 
 def names(manifest_: Manifest, unique_ids: Iterable[str]) -> list[str]:
     return [manifest_.name(u) for u in unique_ids]
+
+
+MODEL_BUILD_SUFFIX = "_model_build"  # Cosmos TestBehavior.BUILD task id: dbt.<model>_model_build
+
+
+def node_for_task(task_id: str, manifest_: Manifest | None = None) -> str | None:
+    """The dbt unique_id a Cosmos task runs, from its task id alone (the scheduler has no operator object)."""
+    if not task_id.startswith("dbt."):
+        return None
+    manifest_ = manifest_ or manifest()
+    name = task_id.removeprefix("dbt.")
+    if name.endswith(MODEL_BUILD_SUFFIX):
+        model = name.removesuffix(MODEL_BUILD_SUFFIX)
+        return next((u for u, n in manifest_.nodes.items() if n.get("resource_type") in BUILT and n.get("name") == model),
+                    None)  # fmt: skip
+    group = name.rsplit(".", 1)[0]  # sources: dbt.<source>_<table>.source / .test
+    return next((u for u, n in manifest_.nodes.items()
+                 if n.get("resource_type") == "source" and f"{n['source_name']}_{n['name']}" == group), None)  # fmt: skip

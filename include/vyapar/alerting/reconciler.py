@@ -8,11 +8,11 @@ calls `sweep` periodically over the metadata database. Retries in progress are n
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from datetime import UTC, datetime, timedelta
 
+from include.vyapar.alerting import lineage
 from include.vyapar.alerting.alert import Alert, task_log_url
 from include.vyapar.alerting.config import get_config
 from include.vyapar.alerting.store import enqueue, get_store
@@ -22,26 +22,11 @@ log = logging.getLogger(__name__)
 SWEEP_LOOKBACK = timedelta(hours=float(os.environ.get("VYAPAR_RECONCILE_LOOKBACK_HOURS", "24")))
 
 
-def _alerted_task_keys(since: datetime) -> set[tuple[str, str, str]]:
-    """(dag_id, run_id, task_id) of every alert stored since `since` — delivered, repeated, folded or silenced."""
-    keys = set()
-    for row in get_store().list_alerts():
-        created = row.get("created_at") or 0
-        if created and created < since.timestamp():
-            continue
-        payload = json.loads(row["payload"]) if isinstance(row.get("payload"), str) else row.get("payload") or {}
-        if payload.get("dag_id") and payload.get("task_id"):
-            keys.add((payload["dag_id"], payload.get("run_id") or "", payload["task_id"]))
-        if payload.get("dag_id") and not payload.get("task_id"):
-            keys.add((payload["dag_id"], payload.get("run_id") or "", ""))
-    return keys
-
-
 def task_failure_alert(dag_id: str, run_id: str, task_id: str, try_number: int | None, end_date, hostname: str | None,
                        why: str) -> tuple[Alert, list[str]]:  # fmt: skip
-    from include.vyapar.alerting.keys import dedup_key_for_task, upstream_keys_for_task
-
     base = get_config().links.airflow_base_url
+    node = lineage.node_for_task(task_id)
+    graph = lineage.manifest()
     return Alert(
         kind="failed_run",
         subject=f"{dag_id}.{task_id} failed with no failure callback ({why})",
@@ -55,13 +40,14 @@ def task_failure_alert(dag_id: str, run_id: str, task_id: str, try_number: int |
         dag_id=dag_id,
         run_id=run_id,
         task_id=task_id,
-        dedup_key=dedup_key_for_task(dag_id, task_id),
-    ), upstream_keys_for_task(dag_id, task_id)
+        node_id=node,
+        owner=graph.owner_of(node) if node else None,
+        # A killed dbt task is its node's failure, whatever DAG ran it; anything else is the task's own.
+        dedup_key=f"failed_run:{node}" if node else f"failed_run:{dag_id}.{task_id}",
+    ), (graph.upstream_keys(node) if node else [])
 
 
 def dag_run_failure_alert(dag_id: str, run_id: str, failed_task_ids: list[str], msg: str = "") -> tuple[Alert, list[str]]:
-    from include.vyapar.alerting.keys import dedup_key_for_task
-
     base = get_config().links.airflow_base_url
     alert = Alert(
         kind="failed_run",
@@ -73,7 +59,8 @@ def dag_run_failure_alert(dag_id: str, run_id: str, failed_task_ids: list[str], 
         run_id=run_id,
         dedup_key=f"failed_run:dag:{dag_id}",
     )
-    return alert, [dedup_key_for_task(dag_id, t) for t in failed_task_ids]
+    # Fold into whatever the failed tasks alerted under (failed_run, data_quality, stale_data, or their roots).
+    return alert, get_store().task_alert_keys(dag_id, run_id)
 
 
 def reconcile_task_instances(task_instances, why: str) -> int:
@@ -81,14 +68,14 @@ def reconcile_task_instances(task_instances, why: str) -> int:
     failed = [ti for ti in task_instances if str(getattr(ti, "state", "")) in {"failed", "TaskInstanceState.FAILED"}]
     if not failed:
         return 0
-    since = min((ti.end_date or datetime.now(UTC)) for ti in failed) - timedelta(hours=1)
-    alerted = _alerted_task_keys(since)
+    store = get_store()
     raised = 0
     for ti in failed:
-        if (ti.dag_id, ti.run_id, ti.task_id) in alerted:
+        if store.has_task_alert(ti.dag_id, ti.run_id, ti.task_id):
             continue
         alert, upstream = task_failure_alert(ti.dag_id, ti.run_id, ti.task_id, ti.try_number, ti.end_date, ti.hostname, why)
         result = enqueue(alert, upstream_keys=upstream)
+        store.record_task_alert(ti.dag_id, ti.run_id, ti.task_id, result, alert.dedup_key)
         log.warning("reconciler: %s.%s (%s) had no alert: %s", ti.dag_id, ti.task_id, ti.run_id, result.status)
         raised += 1
     return raised
@@ -96,7 +83,11 @@ def reconcile_task_instances(task_instances, why: str) -> int:
 
 def reconcile_dag_run(dag_run, msg: str = "") -> int:
     """A DAG run failed: alert its failed tasks that have no alert, then the run itself (folded into them)."""
-    tis = dag_run.get_task_instances()
+    from sqlalchemy.orm import object_session
+
+    # The scheduler calls listeners inside its own transaction: query with that session, never open another.
+    session = object_session(dag_run)
+    tis = dag_run.get_task_instances(session=session) if session else dag_run.get_task_instances()
     raised = reconcile_task_instances(tis, "found when the DAG run failed")
     failed_ids = [ti.task_id for ti in tis if str(ti.state) in {"failed", "TaskInstanceState.FAILED"}]
     alert, upstream = dag_run_failure_alert(dag_run.dag_id, dag_run.run_id, failed_ids, msg)

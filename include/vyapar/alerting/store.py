@@ -622,6 +622,15 @@ class AlertStore:
                 )
             )  # fmt: skip
 
+    def has_task_alert(self, dag_id: str, run_id: str, task_id: str) -> bool:
+        """Whether a failure of this task instance was already alerted (by its callback or the reconciler)."""
+        t = self.task_alerts
+        with self.engine.connect() as conn:
+            return conn.execute(
+                sa.select(sa.func.count()).select_from(t)
+                .where(t.c.dag_id == dag_id, t.c.run_id == run_id, t.c.task_id == task_id)
+            ).scalar_one() > 0  # fmt: skip
+
     def task_alert_keys(self, dag_id: str, run_id: str) -> list[str]:
         """The incident keys failed tasks of a DAG run alerted under (their own and the ones they folded into)."""
         t = self.task_alerts
