@@ -159,8 +159,44 @@ def build_dag(schedules: Schedules, schedule: PipelineSchedule) -> DAG:
     return dag
 
 
+def _import_callable(path: str):
+    import importlib
+
+    module, _, name = path.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def build_watcher_dag(schedules: Schedules, watcher: PipelineSchedule) -> DAG:
+    """A watcher: one task calling the declared function (it raises its alerts itself; no dbt, no warehouse)."""
+    with DAG(
+        dag_id=watcher.dag_id,
+        schedule=CronTriggerTimetable(watcher.cron, timezone=watcher.timezone),
+        start_date=START_DATE,
+        catchup=False,
+        max_active_runs=1,
+        default_args=_default_args(schedules, watcher),
+        tags=sorted({PLATFORM_TAG, *watcher.tags}),
+        doc_md=(
+            f"### {watcher.name.replace('_', ' ').title()} (watcher)\n\n{watcher.doc}\n\n"
+            f"- **Schedule**: `{watcher.cron}` ({watcher.timezone})\n- **Runs**: `{watcher.run}`\n\n"
+            "Declared in `include/vyapar/schedules.yaml`."
+        ),
+        description=watcher.doc[:200] or None,
+    ) as dag:
+
+        @task(task_id=watcher.name)
+        def run_watcher() -> str:
+            """Call the watcher's function; what it found is in this log and, when something is wrong, in an alert."""
+            return repr(_import_callable(watcher.run)())[:2000]
+
+        run_watcher()
+    return dag
+
+
 def build_all_dags(schedules: Schedules | None = None) -> dict[str, DAG]:
     # A bad alerting.yaml is an import error of this file, naming the key (YAML + validation only, no I/O else).
     load_alerting_config()
     schedules = schedules or load_schedules()
-    return {s.dag_id: build_dag(schedules, s) for s in schedules.all}
+    dags = {s.dag_id: build_dag(schedules, s) for s in schedules.all}
+    dags.update({w.dag_id: build_watcher_dag(schedules, w) for w in schedules.watchers})
+    return dags

@@ -11,6 +11,7 @@ import yaml
 SCHEDULES_PATH = Path(os.environ.get("VYAPAR_SCHEDULES_FILE") or Path(__file__).with_name("schedules.yaml"))
 
 _ENTRY_KEYS = {"name", "cron", "select", "owner", "priority", "tags", "doc", "lands_raw_batch"}
+_WATCHER_KEYS = {"name", "cron", "run", "owner", "tags", "doc"}
 _DEFAULT_KEYS = {"owner", "retries", "retry_delay_seconds", "max_retry_delay_seconds", "execution_timeout_minutes"}
 
 
@@ -41,6 +42,7 @@ class PipelineSchedule:
     tags: tuple[str, ...] = ()
     priority: str = "medium"
     lands_raw_batch: bool = False
+    run: str = ""  # watchers: "package.module:function" the DAG's one task calls
 
     @property
     def dag_id(self) -> str:
@@ -53,7 +55,8 @@ class Schedules:
     defaults: Defaults
     layers: tuple[PipelineSchedule, ...]
     business: tuple[PipelineSchedule, ...]
-    all: tuple[PipelineSchedule, ...] = field(init=False)
+    watchers: tuple[PipelineSchedule, ...] = ()
+    all: tuple[PipelineSchedule, ...] = field(init=False)  # the dbt DAGs: layers and business
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "all", self.layers + self.business)
@@ -69,9 +72,12 @@ def _entry(raw: object, kind: str, index: int, timezone: str, defaults: Defaults
     where = f"{kind}[{index}]"
     if not isinstance(raw, dict):
         raise ScheduleError(f"{where}: expected a mapping, got {type(raw).__name__}")
-    unknown = set(raw) - _ENTRY_KEYS
+    allowed = _WATCHER_KEYS if kind == "watchers" else _ENTRY_KEYS
+    unknown = set(raw) - allowed
     if unknown:
-        raise ScheduleError(f"{where}: unknown key(s) {sorted(unknown)}; allowed: {sorted(_ENTRY_KEYS)}")
+        raise ScheduleError(f"{where}: unknown key(s) {sorted(unknown)}; allowed: {sorted(allowed)}")
+    if kind == "watchers":
+        return _watcher(raw, where, timezone, defaults)
     for key in ("name", "cron", "select"):
         if key not in raw:
             raise ScheduleError(f"{where}: missing required key '{key}'")
@@ -102,6 +108,21 @@ def _entry(raw: object, kind: str, index: int, timezone: str, defaults: Defaults
     )
 
 
+def _watcher(raw: dict, where: str, timezone: str, defaults: Defaults) -> PipelineSchedule:
+    for key in ("name", "cron", "run"):
+        if key not in raw:
+            raise ScheduleError(f"{where}: missing required key '{key}'")
+    run = raw["run"]
+    if not isinstance(run, str) or ":" not in run:
+        raise ScheduleError(f"{where}.run: {run!r} must be 'package.module:function'")
+    if not isinstance(raw["cron"], str) or len(raw["cron"].split()) != 5:
+        raise ScheduleError(f"{where}.cron: {raw['cron']!r} is not a five-field cron expression")
+    return PipelineSchedule(
+        name=str(raw["name"]), kind="watcher", cron=raw["cron"], select=(), owner=str(raw.get("owner", defaults.owner)),
+        timezone=timezone, doc=str(raw.get("doc", "")), tags=("watcher", *map(str, raw.get("tags", []))), run=run,
+    )  # fmt: skip
+
+
 def load_schedules(path: Path | str = SCHEDULES_PATH) -> Schedules:
     """Parse and validate the declaration; raises ScheduleError naming the bad key."""
     path = Path(path)
@@ -122,13 +143,16 @@ def load_schedules(path: Path | str = SCHEDULES_PATH) -> Schedules:
     if defaults.retries < 2:
         raise ScheduleError("defaults.retries: must be at least 2 (transient failures are retried)")
     groups = {}
-    for kind in ("layers", "business"):
+    for kind in ("layers", "business", "watchers"):
         entries = raw.get(kind) or []
         if not isinstance(entries, list):
             raise ScheduleError(f"{kind}: expected a list")
         groups[kind] = tuple(_entry(e, kind, i, timezone, defaults) for i, e in enumerate(entries))
-    names = [s.name for s in groups["layers"] + groups["business"]]
+    names = [s.name for s in groups["layers"] + groups["business"] + groups["watchers"]]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
         raise ScheduleError(f"duplicate schedule name(s): {duplicates}")
-    return Schedules(timezone=timezone, defaults=defaults, layers=groups["layers"], business=groups["business"])
+    return Schedules(
+        timezone=timezone, defaults=defaults, layers=groups["layers"], business=groups["business"],
+        watchers=groups["watchers"],
+    )  # fmt: skip

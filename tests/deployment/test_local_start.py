@@ -95,12 +95,13 @@ def test_ui_lists_every_vyaparbazaar_dag_with_its_schedule_and_a_triggered_run_s
     def all_dags():
         dags = requests.get(f"{base}/api/v2/dags", params={"tags": "vyaparbazaar", "limit": 100}, headers=headers,
                             timeout=10).json()["dags"]  # fmt: skip
-        return dags if len(dags) == 12 else None
+        return dags if len(dags) == 14 else None
 
-    dags = _wait_for(all_dags, 180, "the 12 DAGs", started_platform["proc"], started_platform["log"])
+    dags = _wait_for(all_dags, 180, "the 14 DAGs (12 pipelines, 2 watchers)", started_platform["proc"], started_platform["log"])
     schedules = {d["dag_id"]: d["timetable_summary"] for d in dags}
     assert schedules["vyapar_sources"] == "5 * * * *"
     assert schedules["vyapar_marts"] == "0 3 * * *"
+    assert schedules["vyapar_freshness_watch"] == "*/10 * * * *"
 
     dag = f"{base}/api/v2/dags/vyapar_intermediate"
     requests.patch(dag, json={"is_paused": False}, headers=headers, timeout=10).raise_for_status()

@@ -15,7 +15,7 @@ from include.vyapar import settings
 
 DEFAULT_CONFIG_PATH = Path(__file__).with_name("alerting.yaml")
 CHANNELS = ("slack", "email")
-ALERT_KINDS = ("failed_run", "data_quality", "slow", "stale_data", "resources", "alerting_degraded")
+ALERT_KINDS = ("failed_run", "data_quality", "slow", "stale_data", "resources", "alerting_degraded", "digest")
 RECOVERED = "recovered"
 
 
@@ -96,6 +96,7 @@ class Alerts(_Strict):
     stale_data: StaleDataAlert
     resources: ResourcesAlert
     alerting_degraded: AlertKind
+    digest: AlertKind  # the daily health report: a notice, never an incident
 
 
 class SlackConfig(_Strict):

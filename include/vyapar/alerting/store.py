@@ -37,6 +37,7 @@ PENDING, SENDING, SENT, DEAD = "pending", "sending", "sent", "dead"
 FOR_ALERT, DEAD_LETTER = "alert", "dead_letter"
 # A threaded Slack update under an incident's root message ("also affected: ..."), and its alert status.
 FOLLOW_UP = "follow_up"
+NOTICE = "notice"  # an alert status: delivered without an incident (the digest)
 
 
 def default_store_url() -> str:
@@ -347,6 +348,15 @@ class AlertStore:
         ]
         ids = self._insert_deliveries(conn, alert_id, incident_id, targets, ts)
         return EnqueueResult(alert_id, OPEN, incident_id, ids)
+
+    def enqueue_notice(self, alert: Alert, *, now: datetime | None = None) -> EnqueueResult:
+        """Deliver a notice (the daily digest): routed by severity like an alert, but it opens no incident."""
+        ts = (now or datetime.now(UTC)).timestamp()
+        alert = self._complete(redacted(alert))
+        with self.engine.begin() as conn:
+            alert_id = self._insert_alert(conn, alert, NOTICE, None, ts)
+            targets = [(c, destination_for(c, alert.severity, self.config)) for c in route_for(alert.severity, self.config)]
+            return EnqueueResult(alert_id, NOTICE, None, self._insert_deliveries(conn, alert_id, None, targets, ts))
 
     def _open_incident(self, conn: sa.Connection, dedup_key: str | None) -> Any:
         return conn.execute(
