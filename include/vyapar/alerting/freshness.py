@@ -134,8 +134,7 @@ def _stale_alert(f: Freshness) -> Alert:
                  "Limit": f"{limit_h:g} h after the scheduled build"}  # fmt: skip
     return Alert(
         kind="stale_data", subject=subject, summary=summary, facts=facts, node_id=f.node_id,
-        owner=graph.owner_of(f.node_id), dedup_key=lineage.incident_key(f.node_id, "source" if f.kind == "source" else "model").replace("failed_run:", "stale_data:"),
-        dag_id="vyapar_freshness_watch",
+        owner=graph.owner_of(f.node_id), dedup_key=f"stale_data:{f.node_id}", dag_id="vyapar_freshness_watch",
     )  # fmt: skip
 
 
@@ -143,14 +142,36 @@ def _hours(delta: timedelta | None) -> str:
     return "never" if delta is None else f"{delta.total_seconds() / 3600:.1f} h"
 
 
+def _feed_alert(stale: list[Freshness]) -> Alert:
+    oldest = max(stale, key=lambda f: f.age)
+    limit_h = oldest.limit.total_seconds() / 3600
+    return Alert(
+        kind="stale_data",
+        subject=f"Raw feed {SOURCE_NAME} stopped: {len(stale)} tables have not landed for up to {_hours(oldest.age)} "
+        f"(limit {limit_h:g} h)",
+        summary="Several raw tables went stale together: the extractor (or the sources DAG) stopped, not one table.",
+        facts={"Source": SOURCE_NAME, "Stale tables": ", ".join(sorted(f.name for f in stale)),
+               "Oldest landing": f"{oldest.last_at:%Y-%m-%d %H:%M} UTC", "Limit": f"{limit_h:g} h"},  # fmt: skip
+        affected=[f.node_id for f in stale],
+        dedup_key=lineage.feed_key(SOURCE_NAME),
+        dag_id="vyapar_freshness_watch",
+    )
+
+
 def watch(now: datetime | None = None) -> list[Freshness]:
-    """Check everything; raise one alert per stale node (deduplicated) and resolve the ones fresh again."""
+    """Check everything; one alert per breach (a feed stopping altogether is one), recoveries when fresh again."""
     statuses = check(now)
+    graph = lineage.manifest()
+    stale_sources = [f for f in statuses if f.kind == "source" and f.state == "stale"]
+    if len(stale_sources) >= 2:
+        raise_alert(_feed_alert(stale_sources))  # the per-table alerts below fold into it
+    elif not stale_sources:
+        resolve(lineage.feed_key(SOURCE_NAME), f"Raw feed {SOURCE_NAME} is landing again", dag_id="vyapar_freshness_watch")
     for f in statuses:
-        key = f"stale_data:{f.node_id}"
         if f.state == "stale":
-            raise_alert(_stale_alert(f), lineage.manifest().upstream_keys(f.node_id))
+            # The feed alert already lists its stale tables: no "also affected" follow-up for them.
+            raise_alert(_stale_alert(f), graph.upstream_keys(f.node_id), share_fold=f.kind != "source")
         elif f.state == "fresh":
-            resolve(key, f"{f.name} is fresh again (age {_hours(f.age)})", node_id=f.node_id)
-        log.info("freshness %-6s %-40s %s", f.state, f.name, _hours(f.age))
+            resolve(f"stale_data:{f.node_id}", f"{f.name} is fresh again (age {_hours(f.age)})", node_id=f.node_id)
+        log.info("freshness %-7s %-5s %-40s age %s", f.state, f.kind, f.name, _hours(f.age))
     return statuses

@@ -15,12 +15,15 @@ from include.vyapar.alerting.store import FOLDED, OPEN, EnqueueResult, get_store
 log = logging.getLogger(__name__)
 
 
-def raise_alert(alert: Alert, upstream_keys: Iterable[str] = (), *, kick: bool = True) -> EnqueueResult:
-    """Enqueue an alert; a fold into an open upstream incident is shared with that incident's readers."""
+def raise_alert(
+    alert: Alert, upstream_keys: Iterable[str] = (), *, kick: bool = True, share_fold: bool = True
+) -> EnqueueResult:
+    """Enqueue an alert; a fold into an open upstream incident is shared with that incident's readers
+    (unless the root alert already names it: `share_fold=False`)."""
     store = get_store()
     result = store.enqueue(alert, upstream_keys)
     log.info("alert %s (%s): %s%s", alert.dedup_key, alert.subject, result.status, f" — {result.reason}" if result.reason else "")
-    if result.status == FOLDED and result.incident_id is not None and alert.node_id:
+    if share_fold and result.status == FOLDED and result.incident_id is not None and alert.node_id:
         store.share_folded(result.incident_id)
     if kick and (result.delivery_ids or result.status in (OPEN, FOLDED)):
         kick_flush()

@@ -95,6 +95,9 @@ class Manifest:
 
     def upstream_keys(self, unique_id: str) -> list[str]:
         """Incident keys of every ancestor: a downstream alert folds into any of them that is open."""
+        if self.resource_type(unique_id) == "source":
+            # A table of a feed that stopped altogether is one incident: the feed's.
+            return [feed_key(self.node(unique_id).get("source_name", ""))]
         if self.resource_type(unique_id) in TESTS:
             # A test's upstream is what it tests and that node's upstream, not its sibling tests.
             keys = []
@@ -103,6 +106,7 @@ class Manifest:
             return list(dict.fromkeys(k for k in keys if k))
         ancestors = self.ancestors(unique_id)
         keys = [incident_key(a, self.resource_type(a)) for a in sorted(ancestors)]
+        keys += [feed_key(self.node(a).get("source_name", "")) for a in sorted(ancestors) if self.resource_type(a) == "source"]
         # Tests on ancestors only (a failed data-quality check upstream explains bad data downstream).
         for ancestor in sorted(ancestors):
             for child in self.children.get(ancestor, []):
@@ -119,6 +123,11 @@ class Manifest:
                 seen.add(child)
                 stack.extend(self.children.get(child, []))
         return sorted(seen)
+
+
+def feed_key(source_name: str) -> str:
+    """The incident of a whole source feed going stale (several tables at once: the extractor stopped)."""
+    return f"stale_data:feed:{source_name}"
 
 
 def incident_key(unique_id: str, resource_type: str | None = None) -> str:
