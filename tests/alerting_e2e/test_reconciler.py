@@ -1,0 +1,43 @@
+"""The reconciler: a task instance that failed with no callback (killed by SIGKILL or the OOM killer: Airflow runs
+no callback then) is found in the metadata database and alerted once."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+from tests.alerting_e2e.conftest import DAG_ID, SEGMENTS_TASK, run_id_of, text_of, wait_for
+
+
+def _python(code: str, env: dict) -> str:
+    proc = subprocess.run([sys.executable, "-c", code], env={**os.environ, **env}, capture_output=True, text=True,
+                          check=False, timeout=300)  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc.stdout
+
+
+def test_failed_task_without_callback_is_alerted_once_by_the_sweep(rig_factory):
+    rig = rig_factory("reconciler")
+    run = rig.run()
+    assert run.succeeded, run.output[-4000:]
+    run_id = run_id_of(run)
+    # What the scheduler leaves behind when the task process is SIGKILLed: state failed, no callback, no alert.
+    with sqlite3.connect(Path(os.environ["AIRFLOW_HOME"]) / "airflow.db") as con:
+        con.execute(
+            "update task_instance set state='failed', end_date=? where dag_id=? and run_id=? and task_id=?",
+            (datetime.now(UTC).isoformat(sep=" "), DAG_ID, run_id, SEGMENTS_TASK),
+        )
+    sweep = "from include.vyapar.alerting.reconciler import sweep; print('raised', sweep())"
+    assert "raised 1" in _python(sweep, rig.env())
+    _python("from include.vyapar.alerting.delivery import flush; flush()", rig.env())
+    alert = wait_for(lambda: rig.top_level(), what="the reconciler's alert")
+    text = text_of(alert[0])
+    assert "failed with no failure callback" in text and "ml_customer_segments" in text and run_id in text
+    wait_for(lambda: rig.emails("no failure callback"), what="its email (high)")
+
+    assert "raised 0" in _python(sweep, rig.env())  # found again on the next sweep: already alerted
+    assert len(rig.top_level()) == 1
