@@ -32,9 +32,10 @@ def test_failed_task_without_callback_is_alerted_once_by_the_sweep(rig_factory):
             (datetime.now(UTC).isoformat(sep=" "), DAG_ID, run_id, SEGMENTS_TASK),
         )
     sweep = "from include.vyapar.alerting.reconciler import sweep; print('raised', sweep())"
-    # (Failed task instances of earlier tests in this AIRFLOW_HOME are swept into this rig's store too.)
-    assert "raised 0" not in _python(sweep, rig.env())
-    _python("from include.vyapar.alerting.delivery import flush; flush()", rig.env())
+    # Look back one minute only: failures of earlier tests in this AIRFLOW_HOME stay out of this rig's store.
+    env = {**rig.env(), "VYAPAR_RECONCILE_LOOKBACK_HOURS": str(60 / 3600)}
+    assert "raised 1" in _python(sweep, env)
+    _python("from include.vyapar.alerting.delivery import flush; flush()", env)
 
     def ours():
         return [m for m in rig.top_level() if run_id in text_of(m) and "ml_customer_segments" in text_of(m)]
@@ -44,6 +45,6 @@ def test_failed_task_without_callback_is_alerted_once_by_the_sweep(rig_factory):
     wait_for(lambda: rig.emails("no failure callback"), what="its email (high)")
 
     sent = len(rig.slack.messages)
-    assert "raised 0" in _python(sweep, rig.env())  # found again on the next sweep: already alerted
-    _python("from include.vyapar.alerting.delivery import flush; flush()", rig.env())
+    assert "raised 0" in _python(sweep, env)  # found again on the next sweep: already alerted
+    _python("from include.vyapar.alerting.delivery import flush; flush()", env)
     assert len(rig.slack.messages) == sent and len(ours()) == 1
