@@ -10,7 +10,10 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from tests.alerting_e2e.conftest import DAG_ID, SEGMENTS_TASK, run_id_of, text_of, wait_for
+from tests.alerting_e2e.conftest import run_id_of, text_of, wait_for
+from tests.dags.conftest import dags_test
+
+DAG_ID, TASK_ID = "vyapar_alert_digest", "alert_digest"
 
 
 def _python(code: str, env: dict) -> str:
@@ -22,29 +25,29 @@ def _python(code: str, env: dict) -> str:
 
 def test_failed_task_without_callback_is_alerted_once_by_the_sweep(rig_factory):
     rig = rig_factory("reconciler")
-    run = rig.run()
+    run = dags_test(DAG_ID, env=rig.env())
     assert run.succeeded, run.output[-4000:]
     run_id = run_id_of(run)
     # What the scheduler leaves behind when the task process is SIGKILLed: state failed, no callback, no alert.
     with sqlite3.connect(Path(os.environ["AIRFLOW_HOME"]) / "airflow.db") as con:
         con.execute(
             "update task_instance set state='failed', end_date=? where dag_id=? and run_id=? and task_id=?",
-            (datetime.now(UTC).isoformat(sep=" "), DAG_ID, run_id, SEGMENTS_TASK),
+            (datetime.now(UTC).isoformat(sep=" "), DAG_ID, run_id, TASK_ID),
         )
     sweep = "from include.vyapar.alerting.reconciler import sweep; print('raised', sweep())"
-    # Look back one minute only: failures of earlier tests in this AIRFLOW_HOME stay out of this rig's store.
-    env = {**rig.env(), "VYAPAR_RECONCILE_LOOKBACK_HOURS": str(60 / 3600)}
-    assert "raised 1" in _python(sweep, env)
-    _python("from include.vyapar.alerting.delivery import flush; flush()", env)
+    flush = "from include.vyapar.alerting.delivery import flush; flush()"
+    # (Other tests' failures in this AIRFLOW_HOME may be swept into this rig's store too: look for ours.)
+    _python(sweep, rig.env())
+    _python(flush, rig.env())
 
     def ours():
-        return [m for m in rig.top_level() if run_id in text_of(m) and "ml_customer_segments" in text_of(m)]
+        return [m for m in rig.top_level() if run_id in text_of(m) and f"{DAG_ID}.{TASK_ID}" in text_of(m)]
 
     alert = wait_for(ours, what="the reconciler's alert")
     assert len(alert) == 1 and "failed with no failure callback" in text_of(alert[0])
-    wait_for(lambda: rig.emails("no failure callback"), what="its email (high)")
+    wait_for(lambda: rig.emails(f"{DAG_ID}.{TASK_ID}"), what="its email (high)")
 
     sent = len(rig.slack.messages)
-    assert "raised 0" in _python(sweep, env)  # found again on the next sweep: already alerted
-    _python("from include.vyapar.alerting.delivery import flush; flush()", env)
+    assert "raised 0" in _python(sweep, rig.env())  # found again on the next sweep: already alerted
+    _python(flush, rig.env())
     assert len(rig.slack.messages) == sent and len(ours()) == 1
