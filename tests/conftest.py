@@ -10,7 +10,11 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = REPO_ROOT / "test-artifacts"
 
 # Set before anything imports include.vyapar.settings or airflow: both read the environment at import.
-_SESSION_DIR = Path(tempfile.mkdtemp(prefix="vyapar-tests-"))
+# Once per test session: this module can be imported twice (as `conftest` and as `tests.conftest`), and the
+# second import must not move the session to a new folder after settings were read from the first.
+if "VYAPAR_TEST_SESSION_DIR" not in os.environ:
+    os.environ["VYAPAR_TEST_SESSION_DIR"] = tempfile.mkdtemp(prefix="vyapar-tests-")
+_SESSION_DIR = Path(os.environ["VYAPAR_TEST_SESSION_DIR"])
 os.environ["VYAPAR_DATA_DIR"] = str(_SESSION_DIR / "data")
 os.environ["VYAPAR_LANDING_DIR"] = os.environ.get("VYAPAR_TEST_LANDING_DIR", str(_SESSION_DIR / "data" / "landing"))
 os.environ["VYAPAR_DUCKDB_PATH"] = str(_SESSION_DIR / "data" / "warehouse" / "vyaparbazaar.duckdb")
