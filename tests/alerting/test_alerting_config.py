@@ -55,7 +55,7 @@ def test_route_for_severity():
     assert route_for("high", config) == ["slack", "email"]
     assert route_for("critical", config) == ["slack", "email"]
     assert [config.severity_of(kind) for kind in alerting_config.ALERT_KINDS] == [
-        "high", "medium", "low", "high", "critical", "critical",
+        "high", "medium", "low", "high", "critical", "critical", "low",  # ... alerting_degraded, digest
     ]  # fmt: skip
     assert (config.alerts.slow.threshold_ratio, config.alerts.stale_data.max_age_minutes) == (1.5, 120)
     with pytest.raises(ValueError, match="unknown severity 'urgent'"):
