@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 import threading
 
 from airflow.listeners import hookimpl
@@ -62,7 +61,7 @@ class AlertingListener:
 
     @hookimpl
     def on_starting(self, component):
-        if getattr(component, "job_type", None) == "SchedulerJob" and "pytest" not in sys.modules:
+        if getattr(component, "job_type", None) == "SchedulerJob":
             _stop.clear()
             threading.Thread(target=_sweep_forever, name="vyapar-alert-sweeper", daemon=True).start()
 

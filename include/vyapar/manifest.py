@@ -8,16 +8,13 @@ import sys
 import time
 
 from include.vyapar import settings
+from include.vyapar.warehouse import dbt_command
 
 
 def compile_manifest() -> float:
     """Run `dbt parse` into the project's target folder; returns seconds taken."""
     started = time.monotonic()
-    cmd = [
-        settings.DBT_BIN, "parse", "--quiet",
-        "--project-dir", str(settings.DBT_PROJECT_DIR), "--profiles-dir", str(settings.DBT_PROJECT_DIR),
-        "--target-path", str(settings.DBT_MANIFEST_PATH.parent),
-    ]  # fmt: skip
+    cmd = dbt_command("parse", "--quiet", "--target-path", str(settings.DBT_MANIFEST_PATH.parent), serialized=False)
     proc = subprocess.run(cmd, env={**os.environ, **settings.dbt_env()}, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         raise RuntimeError(f"dbt parse failed:\n{proc.stdout}{proc.stderr}")

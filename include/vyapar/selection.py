@@ -9,6 +9,7 @@ import subprocess
 import tempfile
 
 from include.vyapar import settings
+from include.vyapar.warehouse import dbt_command
 
 # dbt selector syntax only: names, paths, methods (tag:, path:, source:), graph operators (+ @ *), unions
 # (space), intersections (comma). No quotes, semicolons, $ or backticks: the value is never given to a shell.
@@ -47,16 +48,14 @@ def cosmos_name(node: dict) -> str:
 def resolve_selector(selector_args: list[str]) -> list[str]:
     """Ask dbt which models/sources the selector matches (dbt ls: parses only, opens no database)."""
     with tempfile.TemporaryDirectory(prefix="vyapar-dbt-ls-") as tmp:
-        cmd = [
-            settings.DBT_BIN, "ls", "--quiet",
-            "--project-dir", str(settings.DBT_PROJECT_DIR), "--profiles-dir", str(settings.DBT_PROJECT_DIR),
-            "--target-path", tmp, "--log-path", tmp,
+        cmd = dbt_command(
+            "ls", "--quiet", "--target-path", tmp, "--log-path", tmp,
             "--resource-type", "model", "--resource-type", "source", "--resource-type", "seed",
             "--resource-type", "snapshot",
             "--output", "json", "--output-keys", "resource_type", "--output-keys", "name",
             "--output-keys", "source_name",
-            "--select", *selector_args,
-        ]  # fmt: skip
+            "--select", *selector_args, serialized=False,
+        )  # fmt: skip
         env = {**os.environ, **settings.dbt_env()}
         proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600, check=False)
     if proc.returncode != 0:

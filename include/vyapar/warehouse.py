@@ -9,10 +9,14 @@ import sys
 from include.vyapar import settings
 
 
-def dbt_command(*args: str) -> list[str]:
-    """A dbt command line that waits for the warehouse lock, like every Cosmos task does."""
+def dbt_command(*args: str, serialized: bool = True) -> list[str]:
+    """A dbt command line for our project; `serialized` waits for the warehouse lock, like every Cosmos task.
+
+    Commands that open no database (parse, ls) pass serialized=False and never wait behind a running build.
+    """
+    dbt = str(settings.DBT_SERIALIZED) if serialized else settings.DBT_BIN
     return [
-        str(settings.DBT_SERIALIZED), *args,
+        dbt, *args,
         "--project-dir", str(settings.DBT_PROJECT_DIR), "--profiles-dir", str(settings.DBT_PROJECT_DIR),
     ]  # fmt: skip
 
