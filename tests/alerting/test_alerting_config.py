@@ -67,3 +67,19 @@ def test_links_come_from_the_environment_when_set(monkeypatch):
     config = load_alerting_config()
     assert config.links.airflow_base_url == "https://airflow.vyaparbazaar.example"
     assert config.runbook_url("stale_data").endswith("docs/runbooks.md#stale-data")
+
+
+def test_routes_narrow_to_the_deployments_channels(monkeypatch):
+    """A stack without Slack (compose renders VYAPAR_ALERT_CHANNELS=email) reroutes Slack-only severities to
+    email instead of dead-lettering them; a channel listed twice counts once; an unknown one is refused."""
+    monkeypatch.setenv("VYAPAR_ALERT_CHANNELS", "email")
+    config = load_alerting_config()
+    assert [route_for(s, config) for s in config.severities] == [["email"]] * 4
+    monkeypatch.setenv("VYAPAR_ALERT_CHANNELS", "slack,slack,email")
+    config = load_alerting_config()
+    assert config.channels == ["slack", "email"]
+    assert route_for("low", config) == ["slack"]
+    assert route_for("high", config) == ["slack", "email"]
+    monkeypatch.setenv("VYAPAR_ALERT_CHANNELS", "slack,pager")
+    with pytest.raises(AlertingConfigError, match=r"channels\[1\]: unknown channel 'pager'"):
+        load_alerting_config()

@@ -208,6 +208,10 @@ class AlertingConfig(_Strict):
     severities: list[str]
     alerts: Alerts
     routes: dict[str, list[Channel]]
+    # The channels this deployment can deliver to (VYAPAR_ALERT_CHANNELS overrides, e.g. "email" for a compose
+    # stack without Slack). A route is narrowed to these; a route left empty falls back to all of them, so an
+    # alert is never dropped because its usual channel is not set up here.
+    channels: list[Channel] = ["slack", "email"]
     slack: SlackConfig
     email: EmailConfig
     links: LinksConfig = LinksConfig()
@@ -248,6 +252,10 @@ def load_alerting_config(path: str | Path | None = None) -> AlertingConfig:
             links[key] = os.environ[var]
     if links:
         raw["links"] = links
+    if os.environ.get("VYAPAR_ALERT_CHANNELS"):
+        # de-duplicated, order kept: compose may render "slack,slack,email" when a token and a webhook are set
+        wanted = [c.strip() for c in os.environ["VYAPAR_ALERT_CHANNELS"].split(",") if c.strip()]
+        raw["channels"] = list(dict.fromkeys(wanted))
     try:
         config = AlertingConfig.model_validate({**raw, "source": name})
     except ValidationError as exc:
@@ -276,6 +284,8 @@ def _check_references(config: AlertingConfig, name: str) -> None:
     for kind in ALERT_KINDS:
         if config.severity_of(kind) not in known:
             fail(f"alerts.{kind}.severity", f"unknown severity {config.severity_of(kind)!r} {allowed}")
+    if not config.channels:
+        fail("channels", "no channel left to deliver to (VYAPAR_ALERT_CHANNELS is empty?)")
     for severity, channels in config.routes.items():
         if severity not in known:
             fail(f"routes.{severity}", f"unknown severity {severity!r} {allowed}")

@@ -10,12 +10,15 @@ from include.vyapar.alerting.config import AlertingConfig, get_config
 
 
 def route_for(severity: str, config: AlertingConfig | None = None) -> list[str]:
-    """The channels for a severity, as declared under `routes` in alerting.yaml (e.g. high -> [slack, email])."""
+    """The channels for a severity, as declared under `routes` in alerting.yaml (e.g. high -> [slack, email]),
+    narrowed to the channels this deployment has (`channels`); when none of a route's channels is available,
+    all available channels (an alert is rerouted, never dropped)."""
     config = config or get_config()
     try:
-        return list(config.routes[severity])
+        declared = config.routes[severity]
     except KeyError:
         raise ValueError(f"unknown severity {severity!r} (declared: {', '.join(config.severities)})") from None
+    return [c for c in declared if c in config.channels] or list(config.channels)
 
 
 def destination_for(channel: str, severity: str, config: AlertingConfig | None = None) -> str:
