@@ -524,6 +524,80 @@ class AlertStore:
         with self.engine.connect() as conn:
             return [dict(row._mapping) for row in conn.execute(query)]
 
+    def alerts_since(self, since: float, limit: int = 500) -> list[dict[str, Any]]:
+        """Alerts created at or after `since` (epoch seconds), newest first, each with its `deliveries` (list) and
+        its incident's `incident_status` / `incident_key` / `affected`, and the decoded `alert` payload."""
+        a, d, i = self.alerts, self.deliveries, self.incidents
+        with self.engine.connect() as conn:
+            query = sa.select(a).where(a.c.created_at >= since).order_by(a.c.id.desc()).limit(limit)
+            rows = [dict(row._mapping) for row in conn.execute(query)]
+            ids = [row["id"] for row in rows]
+            incident_ids = sorted({row["incident_id"] for row in rows if row["incident_id"] is not None})
+            deliveries: dict[int, list[dict[str, Any]]] = {}
+            incidents: dict[int, dict[str, Any]] = {}
+            for chunk in range(0, len(ids), 500):
+                query = sa.select(d).where(d.c.alert_id.in_(ids[chunk : chunk + 500])).order_by(d.c.id)
+                for row in conn.execute(query):
+                    deliveries.setdefault(row.alert_id, []).append(dict(row._mapping))
+            for chunk in range(0, len(incident_ids), 500):
+                query = sa.select(i.c.id, i.c.status, i.c.dedup_key, i.c.affected).where(
+                    i.c.id.in_(incident_ids[chunk : chunk + 500])
+                )
+                incidents.update({row.id: dict(row._mapping) for row in conn.execute(query)})
+        for row in rows:
+            incident = incidents.get(row["incident_id"]) or {}
+            row["deliveries"] = deliveries.get(row["id"], [])
+            row["incident_status"] = incident.get("status")
+            row["incident_key"] = incident.get("dedup_key")
+            row["affected"] = json.loads(incident.get("affected") or "[]")
+            row["alert"] = Alert.from_json(row["payload"])
+        return rows
+
+    def count_alerts_since(self, since: float) -> int:
+        with self.engine.connect() as conn:
+            return conn.execute(
+                sa.select(sa.func.count()).select_from(self.alerts).where(self.alerts.c.created_at >= since)
+            ).scalar_one()
+
+    def outbox_summary(self) -> dict[str, Any]:
+        """The delivery outbox at a glance: counts per status and channel, the oldest undelivered message's
+        `created_at`, and the most recent delivery error (`last_error`: the row, or None)."""
+        d = self.deliveries
+        with self.engine.connect() as conn:
+            counts = conn.execute(
+                sa.select(d.c.status, d.c.channel, sa.func.count()).group_by(d.c.status, d.c.channel)
+            ).all()
+            oldest = conn.execute(
+                sa.select(sa.func.min(d.c.created_at)).where(d.c.status.in_([PENDING, SENDING]))
+            ).scalar()
+            # The row whose error was recorded last: a retried row keeps its error until it is sent.
+            last = conn.execute(
+                sa.select(d).where(d.c.last_error.is_not(None)).order_by(
+                    sa.func.coalesce(d.c.leased_at, d.c.created_at).desc(), d.c.id.desc()
+                ).limit(1)
+            ).first()  # fmt: skip
+        by_status: dict[str, dict[str, int]] = {}
+        for status, channel, count in counts:
+            by_status.setdefault(status, {})[channel] = count
+        return {
+            "counts": by_status,
+            "backlog": sum(sum(by_status.get(s, {}).values()) for s in (PENDING, SENDING)),
+            "dead": sum(by_status.get(DEAD, {}).values()),
+            "oldest_pending_at": oldest,
+            "last_error": dict(last._mapping) if last is not None else None,
+        }
+
+    def node_results_since(
+        self, since: float, resource_types: Sequence[str] = ("model",), statuses: Sequence[str] | None = None
+    ) -> list[dict[str, Any]]:
+        """dbt node results finished at or after `since`, oldest first (charts read left to right)."""
+        r = self.node_results
+        query = sa.select(r).where(r.c.finished_at >= since, r.c.resource_type.in_(list(resource_types)))
+        if statuses:
+            query = query.where(r.c.status.in_(list(statuses)))
+        with self.engine.connect() as conn:
+            return [dict(row._mapping) for row in conn.execute(query.order_by(r.c.finished_at, r.c.id))]
+
     def incident(self, dedup_key: str) -> dict[str, Any] | None:
         """The newest incident with this key (open or resolved), with `affected` and `slack_threads` decoded."""
         query = (
@@ -566,6 +640,22 @@ class AlertStore:
         if len(samples) < slow.min_samples:
             return None
         return Baseline(median=statistics.median(samples), samples=len(samples))
+
+    def baselines(self) -> dict[str, Baseline]:
+        """`baseline_for` of every node at once (one query): node id -> Baseline, nodes below `min_samples` left out."""
+        slow, d = self.config.alerts.slow, self.durations
+        rank = sa.func.row_number().over(partition_by=d.c.node_id, order_by=(d.c.recorded_at.desc(), d.c.id.desc()))
+        recent = sa.select(d.c.node_id, d.c.seconds, rank.label("rank")).subquery()
+        query = sa.select(recent.c.node_id, recent.c.seconds).where(recent.c.rank <= slow.baseline_samples)
+        samples: dict[str, list[float]] = {}
+        with self.engine.connect() as conn:
+            for node_id, seconds in conn.execute(query):
+                samples.setdefault(node_id, []).append(seconds)
+        return {
+            node_id: Baseline(median=statistics.median(values), samples=len(values))
+            for node_id, values in samples.items()
+            if len(values) >= slow.min_samples
+        }
 
     def mark_slow_alerted(self, run_id: str, node_id: str) -> bool:
         """True the first time a (run, node) is marked: so a slow node is alerted once per run."""
