@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -18,7 +19,12 @@ LANDING_DIR = _path("VYAPAR_LANDING_DIR", DATA_DIR / "landing")
 DUCKDB_PATH = _path("VYAPAR_DUCKDB_PATH", DATA_DIR / "warehouse" / "vyaparbazaar.duckdb")
 DBT_PROJECT_DIR = _path("VYAPAR_DBT_PROJECT_DIR", REPO_ROOT / "dbt")
 DBT_MANIFEST_PATH = _path("VYAPAR_DBT_MANIFEST", DBT_PROJECT_DIR / "target" / "manifest.json")
+# The warehouse dbt builds: "duckdb" (default: one local file) or "postgres" (shared by many workers).
 DBT_TARGET = os.environ.get("VYAPAR_DBT_TARGET", "duckdb")
+IS_POSTGRES = DBT_TARGET == "postgres"
+# The Airflow connection of the Postgres warehouse (e.g. AIRFLOW_CONN_VYAPAR_WAREHOUSE=postgresql://u:p@host:5432/db):
+# the one source of its credentials, for Cosmos' profile mapping and for every dbt CLI call we make ourselves.
+WAREHOUSE_CONN_ID = os.environ.get("VYAPAR_WAREHOUSE_CONN_ID", "vyapar_warehouse")
 # A file beside the warehouse: whoever holds it is the one process writing DuckDB.
 WAREHOUSE_LOCK_PATH = _path("VYAPAR_WAREHOUSE_LOCK", DUCKDB_PATH.with_suffix(".lock"))
 # The real dbt, next to this interpreter when installed in a virtualenv; dbt-serialized wraps it.
@@ -26,8 +32,12 @@ DBT_BIN = os.environ.get("VYAPAR_DBT_BIN") or (
     str(Path(sys.executable).with_name("dbt")) if Path(sys.executable).with_name("dbt").exists() else "dbt"
 )
 DBT_SERIALIZED = REPO_ROOT / "include" / "vyapar" / "bin" / "dbt-serialized"
-# Airflow pool of one slot for every task that opens the DuckDB file (the scheduler-side half of the lock).
-WAREHOUSE_POOL = os.environ.get("VYAPAR_WAREHOUSE_POOL", "duckdb_warehouse")
+# Airflow pool of every dbt task. DuckDB: one slot, the scheduler-side half of the single-writer lock. Postgres
+# takes concurrent writers: VYAPAR_WAREHOUSE_POOL_SLOTS (default 8) dbt tasks at a time across all workers.
+WAREHOUSE_POOL = os.environ.get("VYAPAR_WAREHOUSE_POOL") or (
+    "postgres_warehouse" if IS_POSTGRES else "duckdb_warehouse"
+)
+WAREHOUSE_POOL_SLOTS = int(os.environ.get("VYAPAR_WAREHOUSE_POOL_SLOTS") or 8) if IS_POSTGRES else 1
 TIMEZONE = os.environ.get("VYAPAR_TIMEZONE", "Asia/Kolkata")
 
 
@@ -39,9 +49,111 @@ def dbt_env() -> dict[str, str]:
         "VYAPAR_DBT_TARGET": DBT_TARGET,
         "VYAPAR_DUCKDB_THREADS": os.environ.get("VYAPAR_DUCKDB_THREADS", "2"),
         "VYAPAR_DUCKDB_MEMORY_LIMIT": os.environ.get("VYAPAR_DUCKDB_MEMORY_LIMIT", "4GB"),
+        "VYAPAR_PG_THREADS": os.environ.get("VYAPAR_PG_THREADS", "4"),
         "DBT_PROFILES_DIR": str(DBT_PROJECT_DIR),
         "VYAPAR_WAREHOUSE_LOCK": str(WAREHOUSE_LOCK_PATH),
         "VYAPAR_DBT_BIN": DBT_BIN,
         "DO_NOT_TRACK": "1",
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
     }
+
+
+class WarehouseConnectionError(RuntimeError):
+    """The Postgres warehouse connection is not configured, or the warehouse does not answer."""
+
+
+@dataclass(frozen=True)
+class PostgresWarehouse:
+    """The Postgres warehouse as the Airflow connection describes it. repr() never shows the password."""
+
+    host: str
+    port: int
+    user: str
+    dbname: str
+    password: str = field(default="", repr=False)
+    sslmode: str | None = None
+
+    def __str__(self) -> str:
+        return f"postgres://{self.user}@{self.host}:{self.port}/{self.dbname}"
+
+    def dbt_env(self) -> dict[str, str]:
+        """The VYAPAR_PG_* variables dbt/profiles.yml reads for its postgres output."""
+        env = {
+            "VYAPAR_PG_HOST": self.host,
+            "VYAPAR_PG_PORT": str(self.port),
+            "VYAPAR_PG_USER": self.user,
+            "VYAPAR_PG_PASSWORD": self.password,
+            "VYAPAR_PG_DATABASE": self.dbname,
+        }
+        if self.sslmode:
+            env["VYAPAR_PG_SSLMODE"] = self.sslmode
+        return env
+
+
+def _connection_from_env(conn_id: str, raw: str) -> dict:
+    """An AIRFLOW_CONN_<ID> value (Airflow's URI or JSON form) as host/port/login/password/schema/extra,
+    parsed the way Airflow does, without importing Airflow (CLI start-up stays fast)."""
+    import json
+    from urllib.parse import parse_qsl, unquote, urlsplit
+
+    if raw.lstrip().startswith("{"):
+        conn = json.loads(raw)
+        extra = conn.get("extra") or {}
+        return {**conn, "extra": json.loads(extra) if isinstance(extra, str) else extra}
+    url = urlsplit(raw)
+    return {
+        "host": unquote(url.hostname or ""),
+        "port": url.port,
+        "login": unquote(url.username or ""),
+        "password": unquote(url.password or ""),
+        "schema": unquote(url.path.lstrip("/")),
+        "extra": dict(parse_qsl(url.query)),
+    }
+
+
+def postgres_warehouse(conn_id: str | None = None) -> PostgresWarehouse:
+    """Resolve the warehouse's Airflow connection: AIRFLOW_CONN_<ID> (URI or JSON) first, else Airflow's lookup
+    (secrets backend, metadata database). Raises WarehouseConnectionError naming the connection id."""
+    conn_id = conn_id or WAREHOUSE_CONN_ID
+    raw = os.environ.get(f"AIRFLOW_CONN_{conn_id.upper()}")
+    try:
+        if raw:
+            conn = _connection_from_env(conn_id, raw)
+        else:
+            from airflow.sdk import BaseHook
+
+            found = BaseHook.get_connection(conn_id)
+            conn = {
+                "host": found.host, "port": found.port, "login": found.login, "password": found.password,
+                "schema": found.schema, "extra": found.extra_dejson,
+            }  # fmt: skip
+    except Exception as exc:  # an unknown conn_id raises differently inside and outside a task
+        raise WarehouseConnectionError(
+            f"the warehouse connection {conn_id!r} is not defined or not readable: set AIRFLOW_CONN_{conn_id.upper()}"
+            "=postgresql://user:password@host:5432/dbname (or define it in Airflow) "
+            f"[{type(exc).__name__}]"
+        ) from None
+    if not conn.get("host") or not conn.get("schema"):
+        raise WarehouseConnectionError(f"the warehouse connection {conn_id!r} needs a host and a database name")
+    return PostgresWarehouse(
+        host=conn["host"],
+        port=int(conn.get("port") or 5432),
+        user=conn.get("login") or "",
+        password=conn.get("password") or "",
+        dbname=conn["schema"],
+        sslmode=(conn.get("extra") or {}).get("sslmode"),
+    )
+
+
+def dbt_cli_env(connect: bool = True) -> dict[str, str]:
+    """dbt_env() for the dbt CLI calls made outside Cosmos, plus the Postgres credentials from the warehouse
+    connection when the target is postgres. `connect=False` (parse, ls: no database opened) tolerates a missing
+    connection. The result holds the password: pass it to a subprocess, never log it."""
+    env = dbt_env()
+    if IS_POSTGRES:
+        try:
+            env.update(postgres_warehouse().dbt_env())
+        except WarehouseConnectionError:
+            if connect:
+                raise
+    return env
