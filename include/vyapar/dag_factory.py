@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pendulum
-from airflow.exceptions import AirflowSkipException
+from airflow.exceptions import AirflowFailException, AirflowSkipException
 from airflow.sdk import DAG, Param, task
 from airflow.timetables.trigger import CronTriggerTimetable
 from cosmos import DbtTaskGroup
@@ -17,6 +17,7 @@ from include.vyapar.schedules import PipelineSchedule, Schedules, load_schedules
 from include.vyapar.selection import (
     SELECTOR_MAX_LENGTH,
     SELECTOR_PATTERN,
+    InvalidSelectorError,
     resolve_selector,
     task_selects,
     validate_selector,
@@ -123,13 +124,19 @@ def build_dag(schedules: Schedules, schedule: PipelineSchedule) -> DAG:
 
         @task(task_id="plan_selection")
         def plan_selection(params: dict | None = None) -> list[str] | None:
-            """Validate the `select` param and resolve it to this DAG's dbt nodes (None: run them all)."""
-            selector_args = validate_selector((params or {}).get("select") or "")
-            if not selector_args:
-                return None
-            names = resolve_selector(selector_args)
+            """Validate the `select` param and resolve it to this DAG's dbt nodes (None: run them all).
+
+            A bad selector fails at once, without retries: the same input would fail the same way.
+            """
+            try:
+                selector_args = validate_selector((params or {}).get("select") or "")
+                if not selector_args:
+                    return None
+                names = resolve_selector(selector_args)
+            except InvalidSelectorError as exc:
+                raise AirflowFailException(str(exc)) from None
             if not names:
-                raise ValueError(f"select {' '.join(selector_args)!r} matches no dbt model or source")
+                raise AirflowFailException(f"select {' '.join(selector_args)!r} matches no dbt model or source")
             print(f"Targeted rebuild: {len(names)} node(s) selected: {', '.join(names)}")
             return names
 

@@ -234,6 +234,10 @@ class AlertingConfig(_Strict):
         return f"{base}#{kind.replace('_', '-')}"
 
 
+DEFAULT_SLACK_CONN = "slack_alerts"
+DEFAULT_SLACK_WEBHOOK_CONN = "slack_alerts_webhook"
+
+
 def load_alerting_config(path: str | Path | None = None) -> AlertingConfig:
     """Read and validate the alerting file (default: VYAPAR_ALERTING_CONFIG or the alerting.yaml beside this module)."""
     path = Path(path or os.environ.get("VYAPAR_ALERTING_CONFIG") or DEFAULT_CONFIG_PATH)
@@ -252,6 +256,13 @@ def load_alerting_config(path: str | Path | None = None) -> AlertingConfig:
             links[key] = os.environ[var]
     if links:
         raw["links"] = links
+    transport = os.environ.get("VYAPAR_SLACK_TRANSPORT", "")
+    if "webhook" in transport and "api" not in transport:
+        # compose renders "api" when a bot token is set, "webhook" when only an incoming-webhook URL is
+        slack = dict(raw.get("slack") or {})
+        slack["webhook_connection_id"] = slack.get("webhook_connection_id") or DEFAULT_SLACK_WEBHOOK_CONN
+        slack["connection_id"] = None
+        raw["slack"] = slack
     if os.environ.get("VYAPAR_ALERT_CHANNELS"):
         # de-duplicated, order kept: compose may render "slack,slack,email" when a token and a webhook are set
         wanted = [c.strip() for c in os.environ["VYAPAR_ALERT_CHANNELS"].split(",") if c.strip()]
