@@ -36,10 +36,28 @@ def project_config() -> ProjectConfig:
 
 
 def profile_config() -> ProfileConfig:
+    """DuckDB: dbt/profiles.yml. Postgres: Cosmos builds the profile from the Airflow connection
+    VYAPAR_WAREHOUSE_CONN_ID when the task runs (the password reaches dbt as an environment variable only)."""
+    if settings.IS_POSTGRES:
+        return postgres_profile_config()
     return ProfileConfig(
         profile_name="vyaparbazaar",
         target_name=settings.DBT_TARGET,
         profiles_yml_filepath=settings.DBT_PROJECT_DIR / "profiles.yml",
+    )
+
+
+def postgres_profile_config(conn_id: str | None = None) -> ProfileConfig:
+    from cosmos.profiles import PostgresUserPasswordProfileMapping
+
+    return ProfileConfig(
+        profile_name="vyaparbazaar",
+        target_name="postgres",
+        profile_mapping=PostgresUserPasswordProfileMapping(
+            conn_id=conn_id or settings.WAREHOUSE_CONN_ID,
+            # the connection's database is dbname; dbt's default schema (our layers use their own schemas)
+            profile_args={"schema": "public", "threads": int(settings.dbt_env()["VYAPAR_PG_THREADS"])},
+        ),
     )
 
 

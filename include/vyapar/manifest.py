@@ -15,7 +15,9 @@ def compile_manifest() -> float:
     """Run `dbt parse` into the project's target folder; returns seconds taken."""
     started = time.monotonic()
     cmd = dbt_command("parse", "--quiet", "--target-path", str(settings.DBT_MANIFEST_PATH.parent), serialized=False)
-    proc = subprocess.run(cmd, env={**os.environ, **settings.dbt_env()}, capture_output=True, text=True, check=False)
+    proc = subprocess.run(
+        cmd, env={**os.environ, **settings.dbt_cli_env(connect=False)}, capture_output=True, text=True, check=False
+    )
     if proc.returncode != 0:
         raise RuntimeError(f"dbt parse failed:\n{proc.stdout}{proc.stderr}")
     return time.monotonic() - started

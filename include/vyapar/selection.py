@@ -56,10 +56,12 @@ def resolve_selector(selector_args: list[str]) -> list[str]:
             "--output-keys", "source_name",
             "--select", *selector_args, serialized=False,
         )  # fmt: skip
-        env = {**os.environ, **settings.dbt_env()}
+        env = {**os.environ, **settings.dbt_cli_env(connect=False)}
         proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600, check=False)
     if proc.returncode != 0:
-        raise InvalidSelectorError(f"dbt could not resolve select {' '.join(selector_args)!r}:\n{proc.stdout}{proc.stderr}")
+        raise InvalidSelectorError(
+            f"dbt could not resolve select {' '.join(selector_args)!r}:\n{proc.stdout}{proc.stderr}"
+        )
     names = []
     for line in proc.stdout.splitlines():
         line = line.strip()

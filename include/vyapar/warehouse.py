@@ -1,4 +1,8 @@
-"""Runs dbt against the warehouse outside Airflow (setup, tests, benchmarks), through the same lock as the DAGs."""
+"""Runs dbt against the warehouse outside Airflow (setup, tests, benchmarks), through the same lock as the DAGs.
+
+On the Postgres target the dbt profile reads VYAPAR_PG_* derived from the Airflow connection
+(settings.dbt_cli_env()), the same connection Cosmos builds its profile from.
+"""
 
 from __future__ import annotations
 
@@ -22,10 +26,11 @@ def dbt_command(*args: str, serialized: bool = True) -> list[str]:
 
 
 def run_dbt(*args: str, check: bool = True, capture: bool = False) -> subprocess.CompletedProcess:
-    settings.DUCKDB_PATH.parent.mkdir(parents=True, exist_ok=True)
+    if not settings.IS_POSTGRES:
+        settings.DUCKDB_PATH.parent.mkdir(parents=True, exist_ok=True)
     return subprocess.run(
         dbt_command(*args),
-        env={**os.environ, **settings.dbt_env()},
+        env={**os.environ, **settings.dbt_cli_env()},
         cwd=settings.DBT_PROJECT_DIR,
         check=check,
         capture_output=capture,
@@ -34,7 +39,19 @@ def run_dbt(*args: str, check: bool = True, capture: bool = False) -> subprocess
 
 
 def bootstrap() -> int:
-    """First build of an empty warehouse so every DAG has its upstream tables from the start."""
+    """First build of an empty warehouse so every DAG has its upstream tables from the start.
+
+    Postgres: first loads the landing folder into schema raw; an unreachable warehouse is a one-line error.
+    """
+    if settings.IS_POSTGRES:
+        from include.vyapar.pg_raw import sync
+
+        try:
+            result = sync(settings.LANDING_DIR)
+        except settings.WarehouseConnectionError as exc:
+            print(f"bootstrap: {exc}", file=sys.stderr)
+            return 1
+        print(f"bootstrap: raw schema of {settings.postgres_warehouse()}: {result.summary()}")
     proc = run_dbt("build", "--target-path", str(settings.DATA_DIR / "dbt-target"), check=False)
     return proc.returncode
 
