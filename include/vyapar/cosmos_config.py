@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import airflow  # noqa: F401  -- must be imported before cosmos.constants (circular import otherwise)
 from cosmos import ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
 from cosmos.constants import (
@@ -61,12 +63,38 @@ def postgres_profile_config(conn_id: str | None = None) -> ProfileConfig:
     )
 
 
-def execution_config() -> ExecutionConfig:
-    # Subprocess through dbt-serialized: the flock it takes serialises DuckDB writers across all DAGs.
+# How dbt tasks run (bench/ measures each; see README "Benchmarks"). Environment, so tests and product can differ:
+#   VYAPAR_DBT_EXECUTION   local (default): one dbt process per model task (`dbt build --select <model>`)
+#                          watcher: one `dbt build` per DAG run (producer task), a sensor task per model
+#   VYAPAR_DBT_INVOCATION  subprocess (default): dbt through dbt-serialized, whose flock serialises DuckDB writers
+#                          dbt_runner: dbt in the task's own process (no interpreter start; the pool serialises)
+EXECUTION_MODES = {"local": ExecutionMode.LOCAL, "watcher": ExecutionMode.WATCHER}
+INVOCATION_MODES = {"subprocess": InvocationMode.SUBPROCESS, "dbt_runner": InvocationMode.DBT_RUNNER}
+
+
+def execution_mode_name() -> str:
+    return _choice("VYAPAR_DBT_EXECUTION", EXECUTION_MODES, "local")
+
+
+def invocation_mode_name() -> str:
+    return _choice("VYAPAR_DBT_INVOCATION", INVOCATION_MODES, "subprocess")
+
+
+def _choice(var: str, choices: dict, default: str) -> str:
+    value = (os.environ.get(var) or default).strip().lower()
+    if value not in choices:
+        raise ValueError(f"{var}={value!r}: expected one of {', '.join(choices)}")
+    return value
+
+
+def execution_config(execution: str | None = None, invocation: str | None = None) -> ExecutionConfig:
+    execution = execution or execution_mode_name()
+    invocation = invocation or invocation_mode_name()
     return ExecutionConfig(
-        execution_mode=ExecutionMode.LOCAL,
-        invocation_mode=InvocationMode.SUBPROCESS,
-        dbt_executable_path=str(settings.DBT_SERIALIZED),
+        execution_mode=EXECUTION_MODES[execution],
+        invocation_mode=INVOCATION_MODES[invocation],
+        # Subprocess through dbt-serialized: the flock it takes serialises DuckDB writers across all DAGs.
+        dbt_executable_path=str(settings.DBT_SERIALIZED) if invocation == "subprocess" else settings.DBT_BIN,
         # A model's test task runs only tests whose every parent is built by then (a relationships test to a
         # fact must not run in the dimensions DAG before the fact exists).
         test_indirect_selection=TestIndirectSelection.BUILDABLE,

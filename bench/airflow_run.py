@@ -1,0 +1,208 @@
+"""The platform itself: `airflow standalone` (scheduler, triggerer, dag-processor, API server; LocalExecutor), driven
+through the REST API the way tests/deployment does: trigger the layer DAGs in order, read their runs' times."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import requests
+
+from bench.common import BIN, REPO_ROOT, Scale, log
+
+LAYERS = ["staging", "intermediate", "dimensions", "facts", "marts", "ml_features"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _ts(value: str | None) -> float | None:
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp() if value else None
+
+
+@dataclass
+class Platform:
+    scale: Scale
+    variants: list[str]
+    extra_env: dict[str, str] = field(default_factory=dict)
+    port: int = 0
+    proc: subprocess.Popen | None = None
+    token: str = ""
+
+    @property
+    def home(self) -> Path:
+        return self.scale.root / "airflow_home"
+
+    @property
+    def base(self) -> str:
+        return f"http://localhost:{self.port}"
+
+    def env(self) -> dict[str, str]:
+        self.port = self.port or _free_port()
+        return self.scale.env(
+            PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+            AIRFLOW_HOME=str(self.home),
+            AIRFLOW__CORE__DAGS_FOLDER=str(REPO_ROOT / "bench" / "dags"),
+            AIRFLOW__CORE__PLUGINS_FOLDER=str(REPO_ROOT / "plugins"),
+            AIRFLOW__CORE__LOAD_EXAMPLES="False",
+            AIRFLOW__CORE__DEFAULT_TIMEZONE="Asia/Kolkata",
+            AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION="True",
+            AIRFLOW__CORE__PARALLELISM=os.environ.get("AIRFLOW__CORE__PARALLELISM", "4"),
+            AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS="admin:admin",
+            AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE=str(self.home / "passwords.json"),
+            AIRFLOW__API__PORT=str(self.port),
+            AIRFLOW__CORE__EXECUTION_API_SERVER_URL=f"http://localhost:{self.port}/execution/",
+            VYAPAR_AIRFLOW_BASE_URL=self.base,
+            VYAPAR_BENCH_VARIANTS=",".join(self.variants),
+            **self.extra_env,
+        )
+
+    def start(self) -> Platform:
+        self.home.mkdir(parents=True, exist_ok=True)
+        password = secrets.token_urlsafe(12)
+        (self.home / "passwords.json").write_text(json.dumps({"admin": password}))
+        env = self.env()
+        subprocess.run([str(BIN / "airflow"), "db", "migrate"], env=env, check=True, capture_output=True)
+        subprocess.run(
+            [str(BIN / "airflow"), "pools", "set", "duckdb_warehouse", "1", "DuckDB single writer"],
+            env=env, check=True, capture_output=True,
+        )  # fmt: skip
+        self.log_path = self.scale.root / "standalone.log"
+        with self.log_path.open("w") as out:
+            self.proc = subprocess.Popen(
+                [str(BIN / "airflow"), "standalone"], env=env, stdout=out, stderr=subprocess.STDOUT,
+                start_new_session=True, cwd=REPO_ROOT,
+            )  # fmt: skip
+        self._wait(lambda: requests.get(f"{self.base}/api/v2/monitor/health", timeout=5).ok, 300, "a healthy API")
+        response = requests.post(
+            f"{self.base}/auth/token", json={"username": "admin", "password": password}, timeout=10
+        )
+        response.raise_for_status()
+        self.token = response.json()["access_token"]
+        return self
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+
+    def _wait(self, predicate, timeout: float, what: str, interval: float = 1.0):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise RuntimeError(f"airflow standalone exited while waiting for {what}")
+            try:
+                value = predicate()
+                if value:
+                    return value
+            except requests.RequestException:
+                pass
+            time.sleep(interval)
+        raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
+
+    def api(self, method: str, path: str, **kwargs):
+        response = requests.request(
+            method, f"{self.base}/api/v2{path}", headers={"Authorization": f"Bearer {self.token}"}, timeout=30, **kwargs
+        )
+        response.raise_for_status()
+        return response.json()
+
+    def wait_for_dags(self, dag_ids: list[str], timeout: float = 300) -> None:
+        def present():
+            dags = self.api("GET", "/dags", params={"limit": 200})["dags"]
+            return set(dag_ids) <= {d["dag_id"] for d in dags}
+
+        self._wait(present, timeout, f"{len(dag_ids)} DAGs to be parsed", interval=2)
+
+    def run_dag(self, dag_id: str, conf: dict | None = None, timeout: float = 7200) -> dict:
+        """Trigger, wait for the end; the run's times and every task instance's."""
+        self.api("PATCH", f"/dags/{dag_id}", json={"is_paused": False})
+        run = self.api("POST", f"/dags/{dag_id}/dagRuns", json={"logical_date": None, "conf": conf or {}})
+        run_id = run["dag_run_id"]
+        triggered = time.time()
+
+        def finished():
+            state = self.api("GET", f"/dags/{dag_id}/dagRuns/{run_id}")
+            return state if state["state"] in ("success", "failed") else None
+
+        final = self._wait(finished, timeout, f"{dag_id} to finish", interval=0.5)
+        seen = time.time()
+        self.api("PATCH", f"/dags/{dag_id}", json={"is_paused": True})
+        tis = self.api("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances", params={"limit": 500})["task_instances"]
+        start, end = _ts(final.get("start_date")), _ts(final.get("end_date"))
+        return {
+            "dag_id": dag_id, "run_id": run_id, "state": final["state"],
+            "seconds": (end - start) if start and end else None,
+            "queued_seconds": (start - triggered) if start else None,
+            "seen_seconds": seen - triggered,
+            "tasks": len(tis),
+            "task_states": {t["task_id"]: t["state"] for t in tis},
+            "task_seconds_sum": sum(t.get("duration") or 0 for t in tis),
+        }  # fmt: skip
+
+
+def daily_build(platform: Platform, variant: str, restore) -> dict:
+    """Every layer DAG of the variant, staging .. ml_features, one after the other on the baseline warehouse."""
+    restore()
+    suffix = "" if variant == "local_subprocess" else f"__{variant}"
+    runs = []
+    for layer in LAYERS:
+        run = platform.run_dag(f"vyapar_{layer}{suffix}")
+        runs.append(run)
+        log(f"  {variant} {run['dag_id']}: {run['state']} in {run['seconds']:.1f} s ({run['tasks']} tasks)")
+        if run["state"] != "success":
+            break
+    return {
+        "variant": variant, "ok": all(r["state"] == "success" for r in runs) and len(runs) == len(LAYERS),
+        "seconds": sum(r["seconds"] or 0 for r in runs),
+        "trigger_to_seen_seconds": sum(r["seen_seconds"] for r in runs),
+        "tasks": sum(r["tasks"] for r in runs), "runs": runs,
+    }  # fmt: skip
+
+
+def alert_latency(platform: Platform, slack, delivery: str) -> dict:
+    """Run the alert DAG (20 tasks failing one after the other); latency = Slack receipt - the failure's own clock."""
+    dag_id = f"vyapar_bench_alerts_{delivery}"
+    before = len(slack.messages)
+    run = platform.run_dag(dag_id, timeout=900)
+    expected = sum(1 for s in run["task_states"].values() if s == "failed")
+    deadline = time.monotonic() + 120
+    pattern = re.compile(r"bench failure at (\d+\.\d+)")
+    latencies: dict[str, float] = {}
+    while time.monotonic() < deadline:
+        for message in slack.messages[before:]:
+            text = message.text + json.dumps(message.blocks)
+            found = pattern.search(text)
+            task = re.search(r"fail_\d\d", text)
+            if found and task and dag_id in text and task.group(0) not in latencies:
+                latencies[task.group(0)] = float(message.ts) - float(found.group(1))
+        if len(latencies) >= expected:
+            break
+        time.sleep(0.5)
+    values = sorted(latencies.values())
+
+    def pct(p: float) -> float | None:
+        if not values:
+            return None
+        k = min(len(values) - 1, max(0, round(p / 100 * (len(values) - 1))))
+        return values[k]
+
+    return {
+        "delivery": delivery, "failures": expected, "received": len(values), "p50": pct(50), "p95": pct(95),
+        "max": values[-1] if values else None, "latencies": latencies,
+    }  # fmt: skip

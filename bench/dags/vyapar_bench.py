@@ -1,0 +1,59 @@
+"""The DAG folder of a benchmark session: the product's DAGs exactly as dags/ builds them, plus
+
+- the layer DAGs again under each execution variant named in VYAPAR_BENCH_VARIANTS (dag id suffix `__<variant>`,
+  variant = `<execution>_<invocation>`, e.g. `watcher_subprocess`), so one scheduler compares them on one warehouse;
+- alert-latency DAGs (`vyapar_bench_alerts_<delivery>`): tasks that fail at once, timestamping the failure in
+  their error, with the product's failure callback.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+
+from airflow.sdk import DAG, task
+
+from include.vyapar import cosmos_config
+from include.vyapar.alerting import callbacks
+from include.vyapar.dag_factory import START_DATE, build_all_dags, build_dag
+from include.vyapar.schedules import load_schedules
+
+globals().update(build_all_dags())
+
+_schedules = load_schedules()
+_default_execution_config = cosmos_config.execution_config
+for _variant in filter(None, os.environ.get("VYAPAR_BENCH_VARIANTS", "").split(",")):
+    _execution, _, _invocation = _variant.partition("_")
+    _invocation = _invocation.replace("dbtrunner", "dbt_runner")
+    cosmos_config.execution_config = lambda e=_execution, i=_invocation: _default_execution_config(e, i)
+    for _layer in _schedules.layers:
+        if _layer.lands_raw_batch:
+            continue
+        _dag = build_dag(_schedules, dataclasses.replace(_layer, name=f"{_layer.name}__{_variant}"))
+        globals()[_dag.dag_id] = _dag
+cosmos_config.execution_config = _default_execution_config
+
+FAILURES = int(os.environ.get("VYAPAR_BENCH_ALERT_FAILURES", "20"))
+for _delivery in ("inline", "detached"):
+    with DAG(
+        dag_id=f"vyapar_bench_alerts_{_delivery}",
+        schedule=None,
+        start_date=START_DATE,
+        catchup=False,
+        default_args={"retries": 0, "on_failure_callback": callbacks.on_task_failure},
+        tags=["bench"],
+    ) as _alerts:
+        previous = None
+        for i in range(FAILURES):
+
+            @task(task_id=f"fail_{i:02d}", trigger_rule="all_done")
+            def fail(delivery: str = _delivery) -> None:
+                os.environ["VYAPAR_ALERTING_DELIVERY"] = delivery
+                raise RuntimeError(f"bench failure at {time.time():.6f}")
+
+            current = fail()
+            if previous is not None:
+                previous >> current
+            previous = current
+    globals()[_alerts.dag_id] = _alerts

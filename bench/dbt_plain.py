@@ -1,0 +1,130 @@
+"""Plain dbt on the same data: build, incremental vs full refresh, memory, and EXPLAIN ANALYZE of the slowest models."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from bench.common import AS_OF, PYTHON, SEED, Scale, Timed, dbt_cmd, log, run_timed
+
+# Everything the layer DAGs build (staging .. ml), models and their tests: the daily build.
+DAILY_SELECT = ["path:models"]
+# An hourly arrival flows staging -> facts.
+HOURLY_SELECT = ["path:models/staging", "path:models/intermediate", "path:models/dimensions", "path:models/facts"]
+
+
+def ensure_data(scale: Scale) -> None:
+    if (scale.landing / "_state.json").exists():
+        return
+    log(f"{scale.name}: generating {scale.events:,} clickstream events")
+    proc = run_timed(
+        [PYTHON, "-m", "include.vyapar.datagen", "init", "--landing", str(scale.landing), "--scale", f"{scale.scale:g}",
+         "--seed", str(SEED), "--as-of", AS_OF, "--quiet", "--force"],
+        scale.env(),
+    )  # fmt: skip
+    if proc.returncode:
+        raise RuntimeError(proc.output[-3000:])
+
+
+def dbt(scale: Scale, *args: str, target: str = "target", env: dict | None = None) -> Timed:
+    target_path = scale.root / target
+    cmd = dbt_cmd(*args, "--target-path", str(target_path), "--log-path", str(scale.root / "logs"))
+    result = run_timed(cmd, env or scale.env())
+    if result.returncode:
+        log(f"dbt {' '.join(args)} failed ({result.returncode}):\n{result.output[-3000:]}")
+    return result
+
+
+def node_timings(scale: Scale, target: str = "target") -> dict[str, float]:
+    results = json.loads((scale.root / target / "run_results.json").read_text())
+    return {r["unique_id"]: r["execution_time"] for r in results["results"]}
+
+
+def build_baseline(scale: Scale, force: bool = False) -> dict:
+    """The first full build of the scale (dbt build --full-refresh of every model and test); kept as the baseline."""
+    ensure_data(scale)
+    if scale.baseline.exists() and not force:
+        return json.loads((scale.root / "baseline.json").read_text())
+    for p in (scale.warehouse, Path(f"{scale.warehouse}.wal")):
+        p.unlink(missing_ok=True)
+    scale.warehouse.parent.mkdir(parents=True, exist_ok=True)
+    log(f"{scale.name}: full build (dbt build --full-refresh)")
+    result = dbt(scale, "build", "--full-refresh", "--select", *DAILY_SELECT)
+    if result.returncode:
+        raise RuntimeError(f"{scale.name}: baseline build failed")
+    shutil.copyfile(scale.warehouse, scale.baseline)
+    timings = node_timings(scale)
+    info = {"seconds": result.seconds, "peak_rss": result.peak_rss, "nodes": len(timings), "node_seconds": timings}
+    (scale.root / "baseline.json").write_text(json.dumps(info, indent=2))
+    log(
+        f"{scale.name}: full build {result.seconds:.1f} s, peak RSS {result.peak_rss / 2**30:.2f} GiB, {len(timings)} nodes"
+    )
+    return info
+
+
+def daily_build(scale: Scale) -> dict:
+    """The daily build as one plain `dbt build` from the baseline warehouse."""
+    scale.restore()
+    result = dbt(scale, "build", "--select", *DAILY_SELECT)
+    timings = node_timings(scale)
+    return {
+        "seconds": result.seconds, "peak_rss": result.peak_rss, "ok": result.returncode == 0,
+        "nodes": len(timings), "node_seconds_sum": sum(timings.values()),
+    }  # fmt: skip
+
+
+def incremental_vs_full(scale: Scale) -> dict:
+    """Land one hourly arrival on top of the baseline, then process it incrementally and, on a copy of the same
+    starting point, with --full-refresh; time both and compare every incremental table row for row."""
+    import duckdb
+
+    scale.restore()
+    landing_copy = scale.root / "landing-hourly"
+    if landing_copy.exists():
+        shutil.rmtree(landing_copy)
+    shutil.copytree(scale.landing, landing_copy)
+    env = scale.env(VYAPAR_LANDING_DIR=str(landing_copy))
+    arrive = run_timed(
+        [PYTHON, "-m", "include.vyapar.datagen", "arrive", "--landing", str(landing_copy), "--quiet"], env
+    )
+    if arrive.returncode:
+        raise RuntimeError(arrive.output[-2000:])
+    full_db = scale.root / "warehouse" / "full.duckdb"
+    scale.restore(full_db)
+    log(f"{scale.name}: hourly arrival, incremental")
+    inc = dbt(scale, "run", "--select", *HOURLY_SELECT, target="target-inc", env=env)
+    log(f"{scale.name}: hourly arrival, full refresh")
+    full = dbt(
+        scale, "run", "--full-refresh", "--select", *HOURLY_SELECT, target="target-full",
+        env={**env, "VYAPAR_DUCKDB_PATH": str(full_db), "VYAPAR_WAREHOUSE_LOCK": str(full_db.with_suffix(".lock"))},
+    )  # fmt: skip
+    # Same rows: every model of the selection, compared both ways, ignoring the processing timestamp.
+    diffs, rows = {}, {}
+    con = duckdb.connect(str(scale.warehouse), read_only=True)
+    con.execute(f"attach '{full_db}' as f (read_only)")
+    manifest = json.loads((scale.root / "target-inc" / "manifest.json").read_text())
+    for uid in node_timings(scale, "target-inc"):
+        node = manifest["nodes"][uid]
+        rel = f'"{node["schema"]}"."{node["alias"]}"'
+        cols = [c[0] for c in con.execute(f"describe {rel}").fetchall() if c[0] not in ("_dbt_processed_at",)]
+        collist = ", ".join(f'"{c}"' for c in cols)
+        missing = con.execute(
+            f"select count(*) from (select {collist} from {rel} except all select {collist} from f.{rel})"
+        ).fetchone()[0]
+        extra = con.execute(
+            f"select count(*) from (select {collist} from f.{rel} except all select {collist} from {rel})"
+        ).fetchone()[0]
+        rows[node["name"]] = con.execute(f"select count(*) from {rel}").fetchone()[0]
+        if missing or extra:
+            diffs[node["name"]] = {"only_incremental": missing, "only_full": extra}
+    con.close()
+    shutil.rmtree(landing_copy, ignore_errors=True)
+    full_db.unlink(missing_ok=True)
+    return {
+        "incremental_seconds": inc.seconds, "full_refresh_seconds": full.seconds,
+        "speedup": full.seconds / inc.seconds if inc.seconds else None,
+        "ok": inc.returncode == 0 and full.returncode == 0, "same_rows": not diffs, "diffs": diffs, "rows": rows,
+        "incremental_node_seconds": node_timings(scale, "target-inc"),
+        "full_node_seconds": node_timings(scale, "target-full"),
+    }  # fmt: skip
