@@ -50,8 +50,10 @@ def _params() -> dict[str, Param]:
             False, type="boolean", title="Full refresh",
             description="Rebuild incremental models from scratch (dbt --full-refresh).",
         ),
+        # Optional (null allowed): the trigger form marks a plain "string" param required and refuses to trigger
+        # with it empty, i.e. with the default. An empty field is sent as null; both mean "run the whole DAG".
         "select": Param(
-            "", type="string", title="dbt selector",
+            None, type=["null", "string"], title="dbt selector",
             description="Targeted rebuild: a dbt selector such as `stg_orders+` or `tag:daily`; "
             "empty runs the whole DAG. Letters, digits and _ . : + * @ , / - and spaces only.",
             pattern=SELECTOR_PATTERN, maxLength=SELECTOR_MAX_LENGTH,
