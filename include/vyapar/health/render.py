@@ -32,7 +32,7 @@ th{color:#57606a;font-weight:600}.dot{display:inline-block;width:10px;height:10p
 .models{display:grid;grid-template-columns:repeat(auto-fill,minmax(300px,1fr));gap:10px}
 .model{border:1px solid #eaeef2;border-radius:8px;padding:6px 8px}.model .name{font-weight:600;font-family:ui-monospace,monospace;font-size:12px}
 .model .figs{font-size:12px;color:#57606a}pre{white-space:pre-wrap;word-break:break-word;background:#f6f8fa;padding:8px;border-radius:6px;margin:4px 0;font-size:12px}
-.error{color:#c62828}.muted{color:#8a8f98}.wide{grid-column:1/-1}.legend{font-size:12px;color:#57606a;margin:0 0 8px}
+td.nw{white-space:nowrap}.error{color:#c62828}.muted{color:#8a8f98}.wide{grid-column:1/-1}.legend{font-size:12px;color:#57606a;margin:0 0 8px}
 """
 
 
@@ -100,7 +100,7 @@ def freshness_panel(snapshot: Snapshot) -> str:
         )
         rows.append(
             f'<tr data-node="{escape(r.name)}" data-colour="{r.colour}"><td>{dot(r.colour)}{escape(r.name)}</td>'
-            f"<td>{r.kind}</td><td>{age(r.age_seconds)}</td><td>{age_bar(r)}</td><td>{last}</td>"
+            f'<td>{r.kind}</td><td class="nw">{age(r.age_seconds)}</td><td>{age_bar(r)}</td><td class="nw">{last}</td>'
             f'<td class="muted">{escape(r.note)}</td></tr>'
         )
     limit = age(snapshot.freshness[0].limit_seconds) if snapshot.freshness else "2.0 h"
