@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import time
 
-from include.vyapar.alerting.delivery import flush
+# The flusher is a server-side component, like the scheduler it is kicked from: Airflow's SDK then looks up
+# connections in the metadata database too (without this, a process that is neither a task nor a server sees
+# only AIRFLOW_CONN_* variables, and the connections airflow-init stored are "not found").
+os.environ.setdefault("_AIRFLOW_PROCESS_CONTEXT", "server")
+
+from include.vyapar.alerting.delivery import flush  # noqa: E402 -- after the process context is set
 
 
 def main(argv: list[str] | None = None) -> int:
