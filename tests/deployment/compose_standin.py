@@ -41,6 +41,7 @@ class InterpolationError(ValueError):
     """`${VAR:?message}` with VAR unset: Compose refuses to start with this message."""
 
 
+_URL = re.compile(r"(?P<scheme>[a-z][\w+.-]*://)(?P<userinfo>[^@/\s]*@)?(?P<host>[\w.-]+)(?::(?P<port>\d+))?")
 _VAR = re.compile(r"\$(?:\$|\{(?P<braced>[^}]*)\}|(?P<bare>[A-Za-z_][A-Za-z0-9_]*))")
 _BRACED = re.compile(r"^(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?[-?+])(?P<arg>.*))?$", re.S)
 
@@ -184,12 +185,16 @@ class StandInStack:
         return container_path
 
     def map_value(self, value: str) -> str:
-        for (host, port), (local_host, local_port) in self.ports.items():
-            value = re.sub(rf"(?<=[/@]){re.escape(host)}:{port}\b", f"{local_host}:{local_port}", value)
-        for host, local in EXTERNAL_SERVICES.items():
-            value = re.sub(rf"(?<=[/@]){re.escape(host)}(?=[:/])", local, value)
-            if value == host:
-                value = local
+        def url(match: re.Match) -> str:
+            host, port = match.group("host"), int(match.group("port") or 0)
+            if (host, port) in self.ports:
+                host, port = self.ports[(host, port)]
+            host = EXTERNAL_SERVICES.get(host, host)
+            return f"{match.group('scheme')}{match.group('userinfo') or ''}{host}{f':{port}' if port else ''}"
+
+        value = _URL.sub(url, value)
+        if value in EXTERNAL_SERVICES:  # a bare host name (SMTP_HOST=mailpit)
+            value = EXTERNAL_SERVICES[value]
         return re.sub(r"(?<![\w.])/opt/airflow(?:/[\w./-]*)?", lambda m: self.host_path(m.group(0)), value)
 
     def _service(self, name: str, spec: dict) -> Service:
