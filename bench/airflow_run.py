@@ -63,6 +63,9 @@ class Platform:
             AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS="admin:admin",
             AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE=str(self.home / "passwords.json"),
             AIRFLOW__API__PORT=str(self.port),
+            # Others may run Airflow on this machine: the log servers must not collide with theirs.
+            AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT=str(_free_port()),
+            AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT=str(_free_port()),
             AIRFLOW__CORE__EXECUTION_API_SERVER_URL=f"http://localhost:{self.port}/execution/",
             VYAPAR_AIRFLOW_BASE_URL=self.base,
             VYAPAR_BENCH_VARIANTS=",".join(self.variants),
@@ -127,7 +130,11 @@ class Platform:
             dags = self.api("GET", "/dags", params={"limit": 200})["dags"]
             return set(dag_ids) <= {d["dag_id"] for d in dags}
 
-        self._wait(present, timeout, f"{len(dag_ids)} DAGs to be parsed", interval=2)
+        try:
+            self._wait(present, timeout, f"{len(dag_ids)} DAGs to be parsed", interval=2)
+        except TimeoutError:
+            errors = self.api("GET", "/importErrors")
+            raise TimeoutError(f"DAGs not parsed; import errors: {json.dumps(errors)[:3000]}") from None
 
     def run_dag(self, dag_id: str, conf: dict | None = None, timeout: float = 7200) -> dict:
         """Trigger, wait for the end; the run's times and every task instance's."""
@@ -159,10 +166,9 @@ class Platform:
 def daily_build(platform: Platform, variant: str, restore) -> dict:
     """Every layer DAG of the variant, staging .. ml_features, one after the other on the baseline warehouse."""
     restore()
-    suffix = "" if variant == "local_subprocess" else f"__{variant}"
     runs = []
     for layer in LAYERS:
-        run = platform.run_dag(f"vyapar_{layer}{suffix}")
+        run = platform.run_dag(f"vyapar_{layer}__{variant}")
         runs.append(run)
         log(f"  {variant} {run['dag_id']}: {run['state']} in {run['seconds']:.1f} s ({run['tasks']} tasks)")
         if run["state"] != "success":

@@ -1,7 +1,9 @@
-"""The DAG folder of a benchmark session: the product's DAGs exactly as dags/ builds them, plus
+"""The DAG folder of a benchmark session:
 
-- the layer DAGs again under each execution variant named in VYAPAR_BENCH_VARIANTS (dag id suffix `__<variant>`,
-  variant = `<execution>_<invocation>`, e.g. `watcher_subprocess`), so one scheduler compares them on one warehouse;
+- the product's layer DAGs (staging .. ml), built by the product's factory, once per execution variant named in
+  VYAPAR_BENCH_VARIANTS (dag id suffix `__<variant>`, variant = `<execution>_<invocation>`, e.g.
+  `watcher_subprocess`), so one scheduler compares them on one warehouse. Their cron never fires (29 February):
+  unpausing one to trigger it must not add a scheduled run;
 - alert-latency DAGs (`vyapar_bench_alerts_<delivery>`): tasks that fail at once, timestamping the failure in
   their error, with the product's failure callback.
 """
@@ -16,23 +18,26 @@ from airflow.sdk import DAG, task
 
 from include.vyapar import cosmos_config
 from include.vyapar.alerting import callbacks
-from include.vyapar.dag_factory import START_DATE, build_all_dags, build_dag
+from include.vyapar.dag_factory import START_DATE, build_dag
 from include.vyapar.schedules import load_schedules
 
-globals().update(build_all_dags())
-
+NEVER = "0 0 29 2 *"
 _schedules = load_schedules()
 _default_execution_config = cosmos_config.execution_config
+_default_render_config = cosmos_config.render_config
 for _variant in filter(None, os.environ.get("VYAPAR_BENCH_VARIANTS", "").split(",")):
     _execution, _, _invocation = _variant.partition("_")
-    _invocation = _invocation.replace("dbtrunner", "dbt_runner")
     cosmos_config.execution_config = lambda e=_execution, i=_invocation: _default_execution_config(e, i)
+    cosmos_config.render_config = lambda sel, with_sources=False, e=_execution: _default_render_config(
+        sel, with_sources, e
+    )
     for _layer in _schedules.layers:
         if _layer.lands_raw_batch:
             continue
-        _dag = build_dag(_schedules, dataclasses.replace(_layer, name=f"{_layer.name}__{_variant}"))
+        _dag = build_dag(_schedules, dataclasses.replace(_layer, name=f"{_layer.name}__{_variant}", cron=NEVER))
         globals()[_dag.dag_id] = _dag
 cosmos_config.execution_config = _default_execution_config
+cosmos_config.render_config = _default_render_config
 
 FAILURES = int(os.environ.get("VYAPAR_BENCH_ALERT_FAILURES", "20"))
 for _delivery in ("inline", "detached"):

@@ -101,14 +101,17 @@ def execution_config(execution: str | None = None, invocation: str | None = None
     )
 
 
-def render_config(select: tuple[str, ...], with_sources: bool = False) -> RenderConfig:
+def render_config(select: tuple[str, ...], with_sources: bool = False, execution: str | None = None) -> RenderConfig:
     return RenderConfig(
         load_method=LoadMode.DBT_MANIFEST,
         select=list(select),
         # Models: one task per model that builds it and runs its tests (`dbt build --select model`): the UI
         # keeps a task per model, and each dbt process start (~2-3 s) is paid once per model, not twice.
         # Sources: a freshness task and a source-tests task each (BUILD would drop the source tests).
-        test_behavior=TestBehavior.AFTER_EACH if with_sources else TestBehavior.BUILD,
+        # Watcher mode has no BUILD task (its producer runs one `dbt build`): a sensor per model and per model's tests.
+        test_behavior=TestBehavior.AFTER_EACH
+        if with_sources or (execution or execution_mode_name()) == "watcher"
+        else TestBehavior.BUILD,
         source_rendering_behavior=SourceRenderingBehavior.ALL if with_sources else SourceRenderingBehavior.NONE,
         enable_mock_profile=False,
     )
