@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import airflow  # noqa: F401  -- must be imported before cosmos.constants (circular import otherwise)
 from cosmos import ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
@@ -28,13 +29,30 @@ def project_config() -> ProjectConfig:
             f"dbt manifest not found at {settings.DBT_MANIFEST_PATH}. Build it with `bin/setup` "
             "(runs `dbt parse`); the DAGs load the dbt project from it."
         )
-    return ProjectConfig(
+    config = ProjectConfig(
         dbt_project_path=settings.DBT_PROJECT_DIR,
-        manifest_path=settings.DBT_MANIFEST_PATH,
+        manifest_path=_dag_manifest_path(),
         project_name="vyaparbazaar",
         env_vars=settings.dbt_env(),
         install_dbt_deps=False,
     )
+    # A local file: a plain Path, not the ObjectStoragePath Cosmos wraps it in, whose first open loads every
+    # Airflow plugin (and what they import) into the DAG-parsing process.
+    config.manifest_path = Path(str(config.manifest_path))
+    return config
+
+
+def _dag_manifest_path() -> Path:
+    """The trimmed copy `include.vyapar.manifest` writes (what Cosmos reads, no macros), when it is up to date."""
+    from include.vyapar.manifest import cosmos_manifest_path
+
+    trimmed = cosmos_manifest_path()
+    try:
+        if trimmed.stat().st_mtime >= settings.DBT_MANIFEST_PATH.stat().st_mtime:
+            return trimmed
+    except OSError:
+        pass
+    return settings.DBT_MANIFEST_PATH
 
 
 def profile_config() -> ProfileConfig:
