@@ -1,4 +1,5 @@
-"""One self-contained HTML page for a `Snapshot`: inline CSS and SVG charts, no script, nothing from a CDN."""
+"""One self-contained HTML page for a `Snapshot`: inline CSS and SVG charts, nothing from a CDN (the one script
+makes links to Airflow pages open in the UI itself)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,20 @@ STATUS_COLOURS = {
 }  # fmt: skip
 DBT_DOCS_URL = "../cosmos/vyaparbazaar/dbt_docs_index.html"
 REFRESH_SECONDS = 120
+# Inside the UI the page is an iframe sandboxed without top navigation: a link to an Airflow page (`data-ui`) is
+# followed by the UI's own router (history + popstate in the parent, same origin), not inside the frame.
+UI_LINKS_SCRIPT = """
+document.addEventListener("click", function (event) {
+  var link = event.target.closest("a[data-ui]");
+  if (!link || window.top === window || event.ctrlKey || event.metaKey || event.shiftKey) return;
+  try {
+    var url = new URL(link.href);
+    window.top.history.pushState(null, "", url.pathname + url.search + url.hash);
+    window.top.dispatchEvent(new PopStateEvent("popstate", {state: null}));
+    event.preventDefault();
+  } catch (e) { /* not reachable: let the browser follow the link */ }
+});
+"""
 
 CSS = """
 *{box-sizing:border-box}body{font:14px/1.4 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;padding:16px 20px;
@@ -197,7 +212,7 @@ def alerts_panel(snapshot: Snapshot) -> str:
         )
         status = badge(a.status) + (f' <span class="muted">{escape(a.note)}</span>' if a.note else "")
         where = " · ".join(escape(x) for x in (a.dag_id, a.task_id) if x)
-        link = f' <a href="{escape(a.run_url)}" target="_top">run ↗</a>' if a.run_url else ""
+        link = f' <a href="{escape(a.run_url)}" data-ui>run ↗</a>' if a.run_url else ""
         rows.append(
             f'<tr data-alert="{a.id}" data-kind="{escape(a.kind)}" data-status="{escape(a.status)}">'
             f"<td>{when(a.created_at)}</td><td>{badge(a.severity or 'none', SEVERITY_COLOURS.get(a.severity))}</td>"
@@ -255,7 +270,7 @@ def runs_panel(snapshot: Snapshot) -> str:
     rows = "".join(
         f'<tr data-dag="{escape(r.dag_id)}"><td>{escape(r.dag_id)}</td><td>{badge(r.state)}</td>'
         f"<td>{escape(r.run_type)}</td><td>{when(r.start_date)}</td><td>{when(r.end_date)}</td>"
-        f'<td><a href="{escape(r.run_url)}" target="_top">{escape(r.run_id)}</a></td></tr>'
+        f'<td><a href="{escape(r.run_url)}" data-ui>{escape(r.run_id)}</a></td></tr>'
         for r in snapshot.runs
     )
     body = (
@@ -292,8 +307,9 @@ def page(snapshot: Snapshot) -> str:
         f'<meta http-equiv="refresh" content="{REFRESH_SECONDS}"><style>{CSS}</style></head><body>'
         f"<header><div><h1>VyaparBazaar pipeline health</h1><div class='sub'>As of {when(generated)} "
         f"({settings.TIMEZONE}; {generated:%H:%M} UTC) · refreshes every {REFRESH_SECONDS // 60} min · "
-        f'<a href="{DBT_DOCS_URL}" target="_top">dbt docs</a> · <a href="../dags?tags=vyaparbazaar" '
-        f'target="_top">all VyaparBazaar DAGs</a> · <a href="api/health">JSON</a></div></div></header>'
+        f'<a href="{DBT_DOCS_URL}">dbt docs</a> · <a href="../dags?tags=vyaparbazaar" '
+        f'data-ui>all VyaparBazaar DAGs</a> · <a href="api/health">JSON</a></div></div></header>'
         f"{summary_chips(snapshot)}<div class='grid'>{freshness_panel(snapshot)}{outbox_panel(snapshot)}"
-        f"{alerts_panel(snapshot)}{durations_panel(snapshot)}{runs_panel(snapshot)}</div></body></html>"
+        f"{alerts_panel(snapshot)}{durations_panel(snapshot)}{runs_panel(snapshot)}</div>"
+        f"<script>{UI_LINKS_SCRIPT}</script></body></html>"
     )
