@@ -1,0 +1,192 @@
+"""The table (table.txt), the summary (summary.json) and the plot of cost against data size (cost_vs_size.png)."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+TARGETS = {
+    "parse_seconds": 1.0, "parse_ratio": 10.0, "orchestration_ratio": 1.3, "incremental_speedup": 10.0,
+    "peak_rss_gib": 4.0, "alert_p95": 2.0,
+}  # fmt: skip
+
+
+def _fmt(value, unit: str = "", digits: int = 2) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    return f"{value:.{digits}f}{unit}"
+
+
+def _mean(*values):
+    values = [v for v in values if v is not None]
+    return sum(values) / len(values) if values else None
+
+
+def summarize(results: dict) -> dict:
+    summary: dict = {"machine": results.get("machine"), "settings": results.get("settings"), "scales": {}}
+    parse = results.get("parse") or {}
+    if "manifest" in parse:
+        summary["parse"] = {
+            "manifest_seconds": parse["manifest"]["seconds"], "dbt_ls_seconds": parse["dbt_ls"]["seconds"],
+            "dbt_ls_over_manifest": parse["ratio_dbt_ls_over_manifest"], "dags": parse["manifest"]["dags"],
+            "tasks": parse["manifest"]["tasks"],
+        }  # fmt: skip
+    for name, entry in results.get("scales", {}).items():
+        s: dict = {"events": entry["events"]}
+        full = entry.get("full_build") or {}
+        s["full_build_seconds"] = full.get("seconds")
+        s["full_build_peak_rss_gib"] = full["peak_rss"] / 2**30 if full.get("peak_rss") else None
+        plain = _mean(
+            (entry.get("plain_daily") or {}).get("seconds"), (entry.get("plain_daily_after") or {}).get("seconds")
+        )
+        s["plain_daily_seconds"] = plain
+        s["plain_daily_peak_rss_gib"] = (
+            max([(entry.get(k) or {}).get("peak_rss") or 0 for k in ("plain_daily", "plain_daily_after")]) / 2**30
+            or None
+        )
+        airflow = (entry.get("airflow") or {}).get("variants") or {}
+        s["airflow"] = {}
+        for variant, run in airflow.items():
+            s["airflow"][variant] = {
+                "seconds": run.get("seconds"), "ok": run.get("ok"), "tasks": run.get("tasks"),
+                "over_plain": run["seconds"] / plain if plain and run.get("seconds") and run.get("ok") else None,
+            }  # fmt: skip
+        alerts = (entry.get("airflow") or {}).get("alerts")
+        if alerts:
+            summary["alerts"] = {
+                k: {m: v.get(m) for m in ("p50", "p95", "max", "received", "failures")} for k, v in alerts.items()
+            }
+        summary["scales"][name] = s
+    inc = results.get("incremental") or {}
+    if "incremental_seconds" in inc:
+        summary["incremental"] = {
+            k: inc.get(k)
+            for k in ("incremental_seconds", "full_refresh_seconds", "speedup", "same_rows", "ok", "diffs")
+        }
+    prof = results.get("profile") or {}
+    if "build_seconds" in prof:
+        summary["profile"] = {"slowest_models_seconds": prof["build_seconds"]}
+    summary["growth"] = _growth(summary["scales"])
+    return summary
+
+
+def _growth(scales: dict) -> dict:
+    """Exponent b of cost ~ events^b between consecutive scales (1 = linear)."""
+    names = sorted(scales, key=lambda n: scales[n]["events"])
+    out: dict = {}
+    for key in ("full_build_seconds", "plain_daily_seconds"):
+        exps = []
+        for a, b in zip(names, names[1:], strict=False):
+            ya, yb = scales[a].get(key), scales[b].get(key)
+            if ya and yb:
+                exps.append(round(math.log(yb / ya) / math.log(scales[b]["events"] / scales[a]["events"]), 2))
+        out[key] = exps
+    return out
+
+
+def table(summary: dict) -> str:
+    lines = []
+    m = summary.get("machine") or {}
+    lines.append(
+        f"machine: {m.get('cpus')} cores, {m.get('memory_gib')} GiB; load average at start {m.get('load_average_at_start')}"
+    )
+    lines.append(
+        f"DuckDB: threads={summary['settings']['duckdb_threads']} memory_limit={summary['settings']['duckdb_memory_limit']}"
+    )
+    lines.append("")
+    lines.append(f"{'measure':<58} {'value':>14}  target")
+    lines.append("-" * 90)
+    p = summary.get("parse")
+    if p:
+        lines.append(
+            f"{'1. parse, all DAG files, manifest (' + str(p['dags']) + ' DAGs, ' + str(p['tasks']) + ' tasks)':<58} {_fmt(p['manifest_seconds'], ' s'):>14}  < 1 s"
+        )
+        lines.append(f"{'   parse with LoadMode.DBT_LS':<58} {_fmt(p['dbt_ls_seconds'], ' s'):>14}")
+        lines.append(f"{'   dbt ls / manifest':<58} {_fmt(p['dbt_ls_over_manifest'], 'x', 1):>14}  >= 10x")
+    for name, s in summary["scales"].items():
+        lines.append(f"-- {name}: {s['events']:,} clickstream events")
+        lines.append(f"{'   full build (dbt build --full-refresh)':<58} {_fmt(s['full_build_seconds'], ' s', 1):>14}")
+        lines.append(f"{'   daily build, plain dbt build':<58} {_fmt(s['plain_daily_seconds'], ' s', 1):>14}")
+        for variant, a in s["airflow"].items():
+            label = f"   2. daily build via Airflow, {variant}"
+            value = f"{_fmt(a['seconds'], ' s', 1)} {_fmt(a['over_plain'], 'x')}" if a.get("ok") else "failed"
+            lines.append(f"{label:<58} {value:>14}  <= 1.3x")
+        lines.append(
+            f"{'   4. peak RSS, full build (whole process tree)':<58} {_fmt(s['full_build_peak_rss_gib'], ' GiB'):>14}  < 4 GiB"
+        )
+    inc = summary.get("incremental")
+    if inc:
+        lines.append(
+            f"{'3. hourly arrival staging->facts: incremental':<58} {_fmt(inc['incremental_seconds'], ' s', 1):>14}"
+        )
+        lines.append(f"{'   full refresh of the same':<58} {_fmt(inc['full_refresh_seconds'], ' s', 1):>14}")
+        lines.append(
+            f"{'   speedup (same rows: ' + str(inc['same_rows']) + ')':<58} {_fmt(inc['speedup'], 'x', 1):>14}  >= 10x"
+        )
+    for delivery, a in (summary.get("alerts") or {}).items():
+        value = f"{_fmt(a['p50'], '')}/{_fmt(a['p95'], ' s')}"
+        lines.append(
+            f"{'5. alert latency p50/p95, ' + delivery + ' (' + str(a['received']) + '/' + str(a['failures']) + ')':<58} {value:>14}  p95 < 2 s"
+        )
+    g = summary.get("growth") or {}
+    lines.append(
+        f"{'6. growth exponent per 10x data (1 = linear), full build':<58} {str(g.get('full_build_seconds')):>14}"
+    )
+    lines.append(f"{'   daily plain build':<58} {str(g.get('plain_daily_seconds')):>14}")
+    return "\n".join(lines) + "\n"
+
+
+def plot(summary: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    scales = sorted(summary["scales"].values(), key=lambda s: s["events"])
+    x = [s["events"] for s in scales]
+    fig, ax = plt.subplots(figsize=(8, 5))
+    series = {"full build (plain dbt)": [s.get("full_build_seconds") for s in scales],
+              "daily build (plain dbt)": [s.get("plain_daily_seconds") for s in scales]}  # fmt: skip
+    variants = sorted({v for s in scales for v in s["airflow"]})
+    for v in variants:
+        series[f"daily build via Airflow ({v})"] = [
+            (s["airflow"].get(v) or {}).get("seconds") if (s["airflow"].get(v) or {}).get("ok") else None
+            for s in scales
+        ]
+    for label, ys in series.items():
+        pts = [(a, b) for a, b in zip(x, ys, strict=False) if b]
+        if pts:
+            ax.plot(*zip(*pts, strict=False), marker="o", label=label)
+    if x and series["full build (plain dbt)"][0]:
+        y0 = series["full build (plain dbt)"][0]
+        ax.plot(x, [y0 * xi / x[0] for xi in x], linestyle=":", color="grey", label="linear from the smallest")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("clickstream events")
+    ax.set_ylabel("seconds")
+    ax.set_title(f"VyaparBazaar build cost against data size ({(summary.get('machine') or {}).get('cpus')} cores)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def write(results: dict, out_dir: Path) -> dict:
+    summary = summarize(results)
+    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
+    (out_dir / "table.txt").write_text(table(summary))
+    try:
+        plot(summary, out_dir / "cost_vs_size.png")
+    except Exception as exc:  # noqa: BLE001
+        (out_dir / "plot_error.txt").write_text(repr(exc))
+    return summary
+
+
+if __name__ == "__main__":
+    import sys
+
+    folder = Path(sys.argv[1])
+    write(json.loads((folder / "results.json").read_text()), folder)
+    print((folder / "table.txt").read_text())
