@@ -276,28 +276,26 @@ def sync(landing: Path | str | None = None, batches: Iterable[str] | None = None
                 for batch in sorted(set(todo) | set(gone)):
                     with conn.transaction():
                         for table in gone.get(batch, []):
-                            target = table
-                            _delete_batch(cur, target, batch, _key(target))
-                            result.removed.append((target, batch))
-                            touched.add(target)
+                            _delete_batch(cur, table, batch, _key(table))
+                            result.removed.append((table, batch))
+                            touched.add(table)
                         for table, path in todo.get(batch, []):
-                            target = table
+                            fingerprint = _fingerprint(path)
                             try:
-                                fingerprint = _fingerprint(path)
-                                pq.read_metadata(path)
-                            except Exception as exc:  # unreadable: the landing check quarantines it
-                                print(f"WARNING: raw.{target} batch {batch}: {path} unreadable, not loaded: {exc}")
+                                with conn.transaction():  # a savepoint: a file that fails to read leaves no rows
+                                    rows = _load_file(cur, table, path, batch, _key(table))
+                            except (pa.ArrowException, OSError) as exc:  # the landing check quarantines it
+                                print(f"WARNING: raw.{table} batch {batch}: {path} unreadable, not loaded: {exc}")
                                 result.skipped.append(str(path))
                                 continue
-                            rows = _load_file(cur, target, path, batch, _key(target))
                             cur.execute(
                                 f"insert into {_relation(LOAD_LOG)} (table_name, batch_id, fingerprint, row_count) "
                                 "values (%s, %s, %s, %s) on conflict (table_name, batch_id) do update set "
                                 "fingerprint = excluded.fingerprint, row_count = excluded.row_count, loaded_at = now()",
                                 (table, batch, fingerprint, rows),
                             )
-                            result.loaded.setdefault(batch, {})[target] = rows
-                            touched.add(target)
+                            result.loaded.setdefault(batch, {})[table] = rows
+                            touched.add(table)
                 for table in sorted(touched):  # fresh planner statistics for the dbt run that follows
                     cur.execute(f"analyze {_relation(table)}")
                 conn.commit()

@@ -307,6 +307,12 @@ def test_reloading_a_batch_replaces_it_and_new_columns_are_added(tmp_path, pg_da
     removed = _sync(pg_database, wh.landing)
     assert removed.removed == [("clickstream", "000003")]
     assert pg_database.scalar("select count(*) from raw.clickstream where event_id = 'ev-bad-ts'") == 0
+    # A file that is not Parquet is skipped with a warning (the landing check quarantines it), the rest loads.
+    (wh.landing / "orders" / "000009.parquet").write_bytes(b"PAR1 this is not parquet")
+    _write(wh.landing, "clickstream", "000009", _event("ev-next", datetime.fromisoformat(AS_OF)))
+    partial = _sync(pg_database, wh.landing)
+    assert partial.skipped == [str(wh.landing / "orders" / "000009.parquet")]
+    assert partial.loaded == {"000009": {"clickstream": 1}}
 
 
 def test_unreachable_warehouse_is_a_clear_error_without_the_password(tmp_path, monkeypatch):
