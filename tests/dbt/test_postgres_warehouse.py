@@ -372,3 +372,21 @@ def test_cosmos_builds_the_postgres_profile_from_the_airflow_connection(tmp_path
     assert "dbt freshness: vyaparbazaar_raw.orders=pass" in result.output
     assert pg_database.scalar("select count(distinct batch_id) from raw._batches") == 2
     assert pg_database.scalar("select count(*) from raw.orders") == table_row_counts(landing)["orders"]
+
+
+def test_dbt_cli_env_comes_from_the_airflow_connection_in_either_form(monkeypatch):
+    """The profiles.yml variables of our own dbt calls are derived from the one connection, URI or JSON."""
+    var = f"AIRFLOW_CONN_{settings.WAREHOUSE_CONN_ID.upper()}"
+    monkeypatch.setenv(var, "postgresql://dbt%40etl:p%2Fw%3Ad@db.internal:6543/analytics?sslmode=require")
+    warehouse = settings.postgres_warehouse()
+    assert warehouse.dbt_env() == {
+        "VYAPAR_PG_HOST": "db.internal", "VYAPAR_PG_PORT": "6543", "VYAPAR_PG_USER": "dbt@etl",
+        "VYAPAR_PG_PASSWORD": "p/w:d", "VYAPAR_PG_DATABASE": "analytics", "VYAPAR_PG_SSLMODE": "require",
+    }  # fmt: skip
+    assert "p/w:d" not in repr(warehouse) + str(warehouse)
+    monkeypatch.setenv(var, json.dumps({"conn_type": "postgres", "host": "h", "login": "u", "password": "x",
+                                        "schema": "d", "port": 5433, "extra": {"sslmode": "disable"}}))  # fmt: skip
+    assert settings.postgres_warehouse().dbt_env()["VYAPAR_PG_PORT"] == "5433"
+    monkeypatch.setenv(var, "postgresql://u:x@h:5432/")
+    with pytest.raises(settings.WarehouseConnectionError, match="needs a host and a database name"):
+        settings.postgres_warehouse()
