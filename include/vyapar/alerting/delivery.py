@@ -185,12 +185,83 @@ def _end_degradation(store: AlertStore, channel: str) -> None:
         store.enqueue(Alert(kind="recovered", subject=f"Alert delivery to {channel} works again", recovery_of=key))
 
 
+# At most this many deliveries per in-process flush: a backlog is the detached flusher's and the sweeper's job.
+INLINE_LIMIT = 20
+_inline_lock = threading.Lock()
+_inline_worker: threading.Thread | None = None
+_inline_again = False
+
+
+def _kick_disabled() -> bool:
+    return os.environ.get("VYAPAR_ALERTING_KICK", "1").lower() in ("0", "false", "no")
+
+
+def _inline_wait_seconds() -> float:
+    try:
+        return float(os.environ.get("VYAPAR_ALERTING_INLINE_WAIT_SECONDS", "3"))
+    except ValueError:
+        return 3.0
+
+
+def deliver_soon() -> bool:
+    """Deliver what is due now, from this process, in a thread; never raises.
+
+    The alert reaches Slack a fraction of a second after it is stored: no process to start, nothing to import
+    (the detached flusher spent ~4 s on that). The caller waits for the send, at most
+    VYAPAR_ALERTING_INLINE_WAIT_SECONDS (3 s): a task process may exit right after its callback and take a
+    thread with it. When the send takes longer (Slack slow or down, a backlog), the detached flusher is started
+    as well and the outbox does the rest: the in-flight delivery is leased, retried by a flusher or the
+    scheduler's sweeper, and looked up in Slack before any resend. Calls while a send is in flight coalesce
+    into one more flush. `VYAPAR_ALERTING_DELIVERY=detached` restores the detached flusher alone;
+    VYAPAR_ALERTING_KICK=0 turns both off.
+    """
+    global _inline_worker, _inline_again
+    if _kick_disabled():
+        return False
+    if os.environ.get("VYAPAR_ALERTING_DELIVERY", "inline").lower() == "detached":
+        return kick_flush()
+    try:
+        with _inline_lock:
+            if _inline_worker is not None and _inline_worker.is_alive():
+                _inline_again = True
+            else:
+                _inline_again = False
+                _inline_worker = threading.Thread(target=_inline_flush, name="alert-deliver", daemon=True)
+                _inline_worker.start()
+            worker = _inline_worker
+        worker.join(_inline_wait_seconds())
+        if worker.is_alive():
+            log.info("in-process alert delivery still running; starting the detached flusher as well")
+            kick_flush()
+        return True
+    except Exception:  # noqa: BLE001
+        log.warning("could not deliver in-process; starting the detached flusher", exc_info=True)
+        return kick_flush()
+
+
+def _inline_flush() -> None:
+    global _inline_again
+    while True:
+        try:
+            report = flush(limit=INLINE_LIMIT)
+            if report.claimed >= INLINE_LIMIT:  # more waiting: hand the rest to a full flusher
+                kick_flush()
+        except Exception:  # noqa: BLE001 — e.g. the store is unreachable from here: let a fresh process try
+            log.warning("in-process alert delivery failed; starting the detached flusher", exc_info=True)
+            kick_flush()
+            return
+        with _inline_lock:
+            if not _inline_again:
+                return
+            _inline_again = False
+
+
 def kick_flush() -> bool:
     """Start a detached `python -m include.vyapar.alerting flush` so a new alert goes out within seconds.
 
     Returns at once and never raises (a callback must not fail because of alerting). Off when VYAPAR_ALERTING_KICK=0.
     """
-    if os.environ.get("VYAPAR_ALERTING_KICK", "1").lower() in ("0", "false", "no"):
+    if _kick_disabled():
         return False
     try:
         settings.DATA_DIR.mkdir(parents=True, exist_ok=True)

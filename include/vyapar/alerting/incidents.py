@@ -1,6 +1,7 @@
-"""Raise and resolve incidents the way every callback and watcher should: enqueue, make folding visible, kick the flusher.
+"""Raise and resolve incidents the way every callback and watcher should: enqueue, make folding visible, deliver.
 
-Nothing here sends anything or waits on Slack; the detached flusher delivers.
+Delivery happens at once from this process (`deliver_soon`: a send of a few hundred ms, waited for at most a few
+seconds); the outbox and its flushers are the safety net.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ import logging
 from collections.abc import Iterable
 
 from include.vyapar.alerting.alert import Alert
-from include.vyapar.alerting.delivery import kick_flush
+from include.vyapar.alerting.delivery import deliver_soon
 from include.vyapar.alerting.store import FOLDED, OPEN, EnqueueResult, get_store
 
 log = logging.getLogger(__name__)
@@ -26,7 +27,7 @@ def raise_alert(
     if share_fold and result.status == FOLDED and result.incident_id is not None and alert.node_id:
         store.share_folded(result.incident_id)
     if kick and (result.delivery_ids or result.status in (OPEN, FOLDED)):
-        kick_flush()
+        deliver_soon()
     return result
 
 
@@ -38,5 +39,5 @@ def resolve(key: str, subject: str, *, kick: bool = True, **fields: object) -> E
     result = store.enqueue(Alert(kind="recovered", subject=subject, recovery_of=key, **fields))  # type: ignore[arg-type]
     log.info("recovery of %s: %s", key, result.status)
     if kick and result.delivery_ids:
-        kick_flush()
+        deliver_soon()
     return result
