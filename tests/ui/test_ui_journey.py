@@ -72,7 +72,7 @@ def test_login_then_the_dag_list_shows_every_dag_with_its_schedule_and_tags(plat
     page.wait_for_url(platform["base"] + "/")
     page.get_by_text("Welcome").first.wait_for()
     # What a newcomer sees first: Airflow's home, with "Pipeline health" in the navigation.
-    assert page.get_by_role("link", name="Pipeline health").is_visible()
+    page.get_by_role("link", name="Pipeline health").wait_for()  # the plugins' menu items load after the page
     shots(page, "02_home_after_login")
 
     schedules = load_schedules()
@@ -238,9 +238,11 @@ def test_the_health_view_shows_what_this_test_did(platform, page, shots):
     page.frame_locator("iframe").first.locator(f'#alerts tr[data-alert="{alert["id"]}"]').get_by_role(
         "link", name="run ↗"
     ).click()
-    page.wait_for_url(re.compile(rf".*/dags/{DAG}/runs/.*"))
-    run_header(page, state["failed_run_id"]).get_by_text("Failed").wait_for()
-    shots(page, "10_alert_link_opens_the_run")
+    # The failed task's page (the alert is about plan_selection), in the UI itself (not inside the frame).
+    page.wait_for_url(re.compile(rf".*/dags/{DAG}/runs/{re.escape(quote(state['failed_run_id'], safe=''))}/tasks/.*"))
+    header = page.locator("h2", has_text="plan_selection").first.locator("xpath=..")
+    wait_for(lambda: "Failed" in header.inner_text(), 30, "the failed task's page")
+    shots(page, "10_alert_link_opens_the_failed_task")
 
 
 def test_the_health_view_needs_the_ui_login(platform, browser):
@@ -271,8 +273,10 @@ def test_the_dbt_docs_are_served_in_the_ui(platform, page, shots):
     assert (platform["root"] / "data" / "dbt_docs" / "catalog.json").exists(), "bin/start generates the dbt docs"
     index = requests.get(f"{platform['base']}/cosmos/vyaparbazaar/dbt_docs_index.html", timeout=30)
     assert index.status_code == 200 and "dbt" in index.text.lower()
-    page.goto(f"{platform['base']}/cosmos/vyaparbazaar/dbt_docs_index.html")
-    page.get_by_text(MODEL).first.wait_for(timeout=60_000)  # the docs app rendered the project's models
+    # The docs app renders a model's page from the served manifest and catalog (its columns come from the catalog).
+    page.goto(f"{platform['base']}/cosmos/vyaparbazaar/dbt_docs_index.html#!/model/{MODEL_ID}")
+    page.locator(f"text={MODEL} >> visible=true").first.wait_for(timeout=60_000)
+    page.locator("text=customer_id >> visible=true").first.wait_for(timeout=30_000)
     shots(page, "11_dbt_docs")
 
 

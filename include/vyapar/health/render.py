@@ -181,7 +181,7 @@ def durations_panel(snapshot: Snapshot) -> str:
             idle.append(m.name)
             continue
         latest = m.latest
-        ratio = f"{m.ratio:.0%} of baseline" if m.ratio is not None else f"no baseline yet ({m.baseline_samples} runs)"
+        ratio = f"{m.ratio:.0%} of baseline" if m.ratio is not None else "no baseline yet"
         cards.append(
             f'<div class="model" data-model="{escape(m.name)}" data-colour="{m.colour}">'
             f'<div class="name">{dot(m.colour)}{escape(m.name)}</div>'

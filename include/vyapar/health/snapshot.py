@@ -167,7 +167,7 @@ def run_url_of(dag_id: str, run_id: str) -> str:
 def freshness_colour(f: Any) -> tuple[str, str]:
     """Green/amber/red for one `alerting.freshness.Freshness`, and a note saying why."""
     if f.state == "unknown":
-        return GREY, "no landing yet" if f.kind == "source" else "not built under Airflow yet"
+        return GREY, "no landing yet" if f.kind == "source" else "no Airflow build yet"
     if f.state == "stale":
         return RED, "past the limit: alerted"
     if f.kind == "source":
