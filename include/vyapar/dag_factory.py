@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pendulum
 from airflow.exceptions import AirflowFailException, AirflowSkipException
-from airflow.sdk import DAG, Param, task
+from airflow.sdk import DAG, BaseSensorOperator, Param, task
 from airflow.timetables.trigger import CronTriggerTimetable
 from cosmos import DbtTaskGroup
 
@@ -165,7 +165,22 @@ def build_dag(schedules: Schedules, schedule: PipelineSchedule) -> DAG:
             },
         )
         plan >> dbt
+        _tune_watcher_sensors(dag)
     return dag
+
+
+# Watcher execution (VYAPAR_DBT_EXECUTION=watcher): poll the producer's progress every 2 s, not Cosmos' 10.
+WATCHER_POKE_SECONDS = 2
+
+
+def _tune_watcher_sensors(dag: DAG) -> None:
+    """Watcher mode's per-model tasks are sensors of the producer's `dbt build`; they never open DuckDB. Out of the
+    one-slot warehouse pool (the producer holds it for the whole build, so in it they would start one at a time
+    after it), and polling every WATCHER_POKE_SECONDS. No sensors in local mode: nothing changes there."""
+    for t in dag.tasks:
+        if isinstance(t, BaseSensorOperator) and t.pool == settings.WAREHOUSE_POOL:
+            t.pool = "default_pool"
+            t.poke_interval = WATCHER_POKE_SECONDS
 
 
 def _import_callable(path: str):
