@@ -184,9 +184,35 @@ def write(results: dict, out_dir: Path) -> dict:
     return summary
 
 
+def merge(runs: list[dict]) -> dict:
+    """Several runs as one report (e.g. the Airflow run and the dbt-only run, done side by side to save time).
+
+    Per scale, an Airflow measurement stays with the plain build of its own run (the ratio is within one run);
+    the full builds (growth, memory) come from the last run that has them for every scale."""
+    merged: dict = {"machine": runs[0].get("machine"), "settings": runs[0].get("settings"), "scales": {}, "runs": []}
+    for run in runs:
+        merged["runs"].append({k: run.get(k) for k in ("started_at", "finished_at")})
+        for key in ("parse", "incremental", "incremental_layers", "profile"):
+            if run.get(key):
+                merged[key] = run[key]
+        for name, entry in run.get("scales", {}).items():
+            target = merged["scales"].setdefault(name, {})
+            if "airflow" in entry or "airflow" not in target:
+                for key in ("plain_daily", "plain_daily_after", "airflow"):
+                    if key in entry:
+                        target[key] = entry[key]
+            for key in ("scale", "events", "full_build"):
+                if key in entry:
+                    target[key] = entry[key]
+    return merged
+
+
 if __name__ == "__main__":
     import sys
 
-    folder = Path(sys.argv[1])
-    write(json.loads((folder / "results.json").read_text()), folder)
-    print((folder / "table.txt").read_text())
+    out = Path(sys.argv[1])
+    sources = [Path(a) for a in sys.argv[2:]] or [out]
+    runs = [json.loads((folder / "results.json").read_text()) for folder in sources]
+    out.mkdir(parents=True, exist_ok=True)
+    write(runs[0] if len(runs) == 1 else merge(runs), out)
+    print((out / "table.txt").read_text())
