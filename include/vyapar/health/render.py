@@ -47,7 +47,7 @@ th{color:#57606a;font-weight:600}.dot{display:inline-block;width:10px;height:10p
 .models{display:grid;grid-template-columns:repeat(auto-fill,minmax(300px,1fr));gap:10px}
 .model{border:1px solid #eaeef2;border-radius:8px;padding:6px 8px}.model .name{font-weight:600;font-family:ui-monospace,monospace;font-size:12px}
 .model .figs{font-size:12px;color:#57606a}pre{white-space:pre-wrap;word-break:break-word;background:#f6f8fa;padding:8px;border-radius:6px;margin:4px 0;font-size:12px}
-td.nw{white-space:nowrap}.error{color:#c62828}.muted{color:#8a8f98}.wide{grid-column:1/-1}.legend{font-size:12px;color:#57606a;margin:0 0 8px}
+td.nw{white-space:nowrap}.scroll{max-height:560px;overflow:auto}.error{color:#c62828}.muted{color:#8a8f98}.wide{grid-column:1/-1}.legend{font-size:12px;color:#57606a;margin:0 0 8px}
 """
 
 
@@ -225,8 +225,8 @@ def alerts_panel(snapshot: Snapshot) -> str:
         else ""
     )
     body = (
-        f"<table><tr><th>when</th><th>severity</th><th>status</th><th>kind</th><th>what</th><th>channels · delivery"
-        f"</th></tr>{''.join(rows)}</table>"
+        f'<div class="scroll"><table><tr><th>when</th><th>severity</th><th>status</th><th>kind</th><th>what</th>'
+        f"<th>channels · delivery</th></tr>{''.join(rows)}</table></div>"
         if rows
         else '<p class="muted">No alerts in the window.</p>'
     )
