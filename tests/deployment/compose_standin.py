@@ -184,7 +184,7 @@ class StandInStack:
             return str(self.root / "opt_airflow" / container_path[len(IMAGE_HOME) + 1 :])
         return container_path
 
-    def map_value(self, value: str) -> str:
+    def map_value(self, value: str, key: str = "") -> str:
         def url(match: re.Match) -> str:
             host, port = match.group("host"), int(match.group("port") or 0)
             if (host, port) in self.ports:
@@ -193,7 +193,7 @@ class StandInStack:
             return f"{match.group('scheme')}{match.group('userinfo') or ''}{host}{f':{port}' if port else ''}"
 
         value = _URL.sub(url, value)
-        if value in EXTERNAL_SERVICES:  # a bare host name (SMTP_HOST=mailpit)
+        if key.endswith("_HOST") and value in EXTERNAL_SERVICES:  # a bare host name (SMTP_HOST=mailpit)
             value = EXTERNAL_SERVICES[value]
         return re.sub(r"(?<![\w.])/opt/airflow(?:/[\w./-]*)?", lambda m: self.host_path(m.group(0)), value)
 
@@ -205,7 +205,7 @@ class StandInStack:
             **image_env,
             "AIRFLOW_HOME": self.host_path(IMAGE_HOME),
             "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
-            **{k: self.map_value(str(v)) for k, v in (spec.get("environment") or {}).items()},
+            **{k: self.map_value(str(v), k) for k, v in (spec.get("environment") or {}).items()},
             # what Docker isolates and a shared machine must not: each process its own listening ports
             "AIRFLOW__API__PORT": str(self.api_port),
             "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_PORT": str(self._port(("localhost", 8974))),
