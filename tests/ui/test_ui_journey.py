@@ -221,10 +221,10 @@ def test_the_health_view_shows_what_this_test_did(platform, page, shots):
     assert href.startswith(f"../dags/{DAG}/runs/{quote(state['failed_run_id'], safe='')}")
 
     # Outbox: the backlog and the last delivery error (no Slack/SMTP connection is configured here).
-    outbox = snapshot["outbox"]
-    assert view.locator("#outbox .backlog").inner_text() == str(outbox["backlog"])
-    if outbox["last_error"]:
-        assert outbox["last_error"][:40] in view.locator("#outbox .last-error").inner_text()
+    # (The flusher keeps retrying while the test reads: compare with what the page itself says, not a snapshot.)
+    waiting, dead = (int(view.locator(f"#outbox .{name}").inner_text()) for name in ("backlog", "dead"))
+    assert waiting + dead >= len(alert["deliveries"])
+    assert re.search(r"(?i)connection", view.locator("#outbox .last-error").inner_text())
 
     # Latest runs from Airflow's metadata: our DAG's last run failed.
     assert "failed" in view.locator(f'#runs tr[data-dag="{DAG}"]').inner_text()
@@ -271,7 +271,9 @@ def test_the_health_view_needs_the_ui_login(platform, browser):
 
 def test_the_dbt_docs_are_served_in_the_ui(platform, page, shots):
     assert (platform["root"] / "data" / "dbt_docs" / "catalog.json").exists(), "bin/start generates the dbt docs"
-    index = requests.get(f"{platform['base']}/cosmos/vyaparbazaar/dbt_docs_index.html", timeout=30)
+    url = f"{platform['base']}/cosmos/vyaparbazaar/dbt_docs_index.html"
+    assert requests.get(url, timeout=30).status_code == 401  # behind the UI's login, like the health view
+    index = requests.get(url, headers=platform["headers"], timeout=30)
     assert index.status_code == 200 and "dbt" in index.text.lower()
     # The docs app renders a model's page from the served manifest and catalog (its columns come from the catalog).
     page.goto(f"{platform['base']}/cosmos/vyaparbazaar/dbt_docs_index.html#!/model/{MODEL_ID}")

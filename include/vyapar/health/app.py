@@ -13,11 +13,14 @@ from typing import Annotated
 
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.middleware.base import BaseHTTPMiddleware
 
 from include.vyapar.health import render, snapshot
 
 log = logging.getLogger(__name__)
 URL_PREFIX = "/vyapar-health"
+# Cosmos's plugin serves the dbt docs (compiled SQL, columns, lineage) without checking who asks: same login here.
+LOGIN_REQUIRED_PREFIXES = ("/cosmos/",)
 
 
 async def current_user(request: Request):  # noqa: ANN201 — Airflow's BaseUser
@@ -70,3 +73,18 @@ def create_app() -> FastAPI:
 def _server_timing(snap: snapshot.Snapshot) -> str:
     """Per-panel gathering time, visible in the browser's devtools (and the UI test's timing)."""
     return ", ".join(f"{name};dur={seconds * 1000:.1f}" for name, seconds in snap.timings.items())
+
+
+class RequireLogin(BaseHTTPMiddleware):
+    """Root middleware (a plugin's `fastapi_root_middlewares`): the UI's login in front of other plugins' pages
+    that have none (the dbt docs). Browsers go to the login page and back; other clients get 401."""
+
+    async def dispatch(self, request: Request, call_next):  # noqa: ANN201
+        if request.url.path.startswith(LOGIN_REQUIRED_PREFIXES):
+            try:
+                await current_user(request)
+            except HTTPException as exc:
+                if "text/html" in request.headers.get("accept", ""):
+                    return login_redirect(request)
+                return JSONResponse({"detail": exc.detail}, status_code=exc.status_code)
+        return await call_next(request)
