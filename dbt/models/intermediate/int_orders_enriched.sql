@@ -17,10 +17,10 @@ item_totals as (
         order_id,
         count(*) as item_count,
         sum(quantity) as units,
-        sum(gross_amount) as gross_amount,
-        sum(discount_amount) as discount_amount,
-        sum(line_amount) as order_total,
-        sum(shipping_charge) as shipping_amount,
+        {{ money_sum('gross_amount') }} as gross_amount,
+        {{ money_sum('discount_amount') }} as discount_amount,
+        {{ money_sum('line_amount') }} as order_total,
+        {{ money_sum('shipping_charge') }} as shipping_amount,
         max(_loaded_at) as items_loaded_at
     from order_items
     group by order_id
@@ -30,7 +30,7 @@ payment_totals as (
     select
         order_id,
         count(*) as payment_count,
-        sum(payment_value) as payment_total,
+        {{ money_sum('payment_value') }} as payment_total,
         max(_loaded_at) as payments_loaded_at
     from payments
     group by order_id
