@@ -30,6 +30,7 @@ def _parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     p.add_argument("--incremental-scale", type=float, default=None, help="default: the largest scale")
     p.add_argument("--alert-failures", type=int, default=20)
+    p.add_argument("--alert-deliveries", default="detached,inline", help="alert delivery modes to measure")
     p.add_argument("--name", default=None, help="results folder name (default: a timestamp)")
     return p
 
@@ -41,7 +42,7 @@ def _airflow_plan(args, scales: list[float]) -> dict[float, list[str]]:
     plan: dict[float, list[str]] = {}
     for item in args.airflow_scales.split(","):
         scale, _, only = item.partition(":")
-        plan[float(scale)] = only.split("+") if only else variants
+        plan[float(scale)] = [v for v in only.split("+") if v] if only else variants
     return plan
 
 
@@ -97,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
             entry["plain_daily"] = step(
                 f"{scale.name} plain dbt build", lambda scale=scale: dbt_plain.daily_build(scale)
             )
-        if "airflow" in steps and airflow_plan.get(value):
+        if "airflow" in steps and value in airflow_plan:
             entry["airflow"] = step(
                 f"{scale.name} Airflow daily build",
                 lambda scale=scale, value=value: _airflow(
@@ -150,14 +151,17 @@ def _airflow(scale: Scale, variants: list[str], with_alerts: bool, args) -> dict
         started = time.perf_counter()
         platform_.start()
         out["start_seconds"] = time.perf_counter() - started
-        platform_.wait_for_dags([f"vyapar_{layer}__{v}" for v in variants for layer in ("staging", "ml_features")])
+        platform_.wait_for_dags(
+            [f"vyapar_{layer}__{v}" for v in variants for layer in ("staging", "ml_features")]
+            + [f"vyapar_bench_alerts_{d}" for d in args.alert_deliveries.split(",") if with_alerts]
+        )
         for variant in variants:
             log(f"{scale.name} Airflow {variant}")
             out["variants"][variant] = daily_build(platform_, variant, scale.restore)
             log(f"{scale.name} Airflow {variant}: {out['variants'][variant]['seconds']:.1f} s")
         if with_alerts:
             out["alerts"] = {}
-            for delivery in ("detached", "inline"):
+            for delivery in args.alert_deliveries.split(","):
                 out["alerts"][delivery] = alert_latency(platform_, slack, delivery)
                 a = out["alerts"][delivery]
                 log(f"alert latency {delivery}: p50 {a['p50']} p95 {a['p95']} ({a['received']}/{a['failures']})")

@@ -198,9 +198,9 @@ def _kick_disabled() -> bool:
 
 def _inline_wait_seconds() -> float:
     try:
-        return float(os.environ.get("VYAPAR_ALERTING_INLINE_WAIT_SECONDS", "3"))
+        return float(os.environ.get("VYAPAR_ALERTING_INLINE_WAIT_SECONDS", "10"))
     except ValueError:
-        return 3.0
+        return 10.0
 
 
 def deliver_soon() -> bool:
@@ -208,8 +208,8 @@ def deliver_soon() -> bool:
 
     The alert reaches Slack a fraction of a second after it is stored: no process to start, nothing to import
     (the detached flusher spent ~4 s on that). The caller waits for the send, at most
-    VYAPAR_ALERTING_INLINE_WAIT_SECONDS (3 s): a task process may exit right after its callback and take a
-    thread with it. When the send takes longer (Slack slow or down, a backlog), the detached flusher is started
+    VYAPAR_ALERTING_INLINE_WAIT_SECONDS (10 s; a send takes well under one): a task process may exit right after
+    its callback and take a half-sent delivery with it, which then waits for its lease to expire. When the send takes longer (Slack slow or down, a backlog), the detached flusher is started
     as well and the outbox does the rest: the in-flight delivery is leased, retried by a flusher or the
     scheduler's sweeper, and looked up in Slack before any resend. Calls while a send is in flight coalesce
     into one more flush. `VYAPAR_ALERTING_DELIVERY=detached` restores the detached flusher alone;
