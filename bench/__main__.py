@@ -41,8 +41,8 @@ def _airflow_plan(args, scales: list[float]) -> dict[float, list[str]]:
         return {s: variants for s in scales}
     plan: dict[float, list[str]] = {}
     for item in args.airflow_scales.split(","):
-        scale, _, only = item.partition(":")
-        plan[float(scale)] = [v for v in only.split("+") if v] if only else variants
+        scale, colon, only = item.partition(":")
+        plan[float(scale)] = [v for v in only.split("+") if v] if colon else variants
     return plan
 
 
