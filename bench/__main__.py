@@ -81,38 +81,49 @@ def main(argv: list[str] | None = None) -> int:
             traceback.print_exc()
             value = {"error": f"{type(exc).__name__}: {exc}"}
         log(f"== {label}: {time.perf_counter() - started:.0f} s")
-        save()
         return value
 
+    def record(container: dict, key: str, label: str, fn) -> None:
+        container[key] = step(label, fn)
+        save()
+
     if "parse" in steps:
-        results["parse"] = step("parse", lambda: __import__("bench.parse").parse.measure_parse(Scale(scales[0])))
+        record(results, "parse", "parse", lambda: __import__("bench.parse").parse.measure_parse(Scale(scales[0])))
     airflow_plan = _airflow_plan(args, scales)
     for value in scales:
         scale = Scale(value)
         entry = results["scales"].setdefault(scale.name, {"scale": value, "events": scale.events})
-        entry["full_build"] = step(
-            f"{scale.name} data + full build", lambda scale=scale: dbt_plain.build_baseline(scale)
+        record(
+            entry, "full_build", f"{scale.name} data + full build", lambda scale=scale: dbt_plain.build_baseline(scale)
         )
         entry["full_build"].pop("node_seconds", None)
         if "plain" in steps:
-            entry["plain_daily"] = step(
-                f"{scale.name} plain dbt build", lambda scale=scale: dbt_plain.daily_build(scale)
+            record(
+                entry, "plain_daily", f"{scale.name} plain dbt build", lambda scale=scale: dbt_plain.daily_build(scale)
             )
         if "airflow" in steps and value in airflow_plan:
-            entry["airflow"] = step(
+            record(
+                entry,
+                "airflow",
                 f"{scale.name} Airflow daily build",
                 lambda scale=scale, value=value: _airflow(
                     scale, airflow_plan[value], "alerts" in steps and value == scales[0], args
                 ),
             )
             if "plain" in steps:  # plain again after Airflow: the ratio uses the mean of before and after
-                entry["plain_daily_after"] = step(
-                    f"{scale.name} plain dbt build (again)", lambda scale=scale: dbt_plain.daily_build(scale)
+                record(
+                    entry,
+                    "plain_daily_after",
+                    f"{scale.name} plain dbt build (again)",
+                    lambda scale=scale: dbt_plain.daily_build(scale),
                 )
     inc_scale = Scale(args.incremental_scale or max(scales))
     if "incremental" in steps:
-        results["incremental"] = step(
-            f"{inc_scale.name} incremental vs full", lambda: dbt_plain.incremental_vs_full(inc_scale)
+        record(
+            results,
+            "incremental",
+            f"{inc_scale.name} incremental vs full",
+            lambda: dbt_plain.incremental_vs_full(inc_scale),
         )
     if "profile" in steps:
         from bench.profile import explain_analyze, slowest_models
@@ -122,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
             timings = explain_analyze(Scale(max(scales)), [uid for uid, _ in slow])
             return {"build_seconds": dict(slow), "explain_analyze": timings}
 
-        results["profile"] = step("profile", profile)
+        record(results, "profile", "profile", profile)
     results["finished_at"] = datetime.now(UTC).isoformat()
     save()
     report.write(results, out_dir)

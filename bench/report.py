@@ -197,10 +197,15 @@ def merge(runs: list[dict]) -> dict:
                 merged[key] = run[key]
         for name, entry in run.get("scales", {}).items():
             target = merged["scales"].setdefault(name, {})
-            if "airflow" in entry or "airflow" not in target:
-                for key in ("plain_daily", "plain_daily_after", "airflow"):
+            airflow = entry.get("airflow") or {}
+            if airflow.get("variants") or not (target.get("airflow") or {}).get("variants"):
+                for key in ("plain_daily", "plain_daily_after"):
                     if key in entry:
                         target[key] = entry[key]
+                if airflow.get("variants"):
+                    target.setdefault("airflow", {})["variants"] = airflow["variants"]
+            if airflow.get("alerts"):
+                target.setdefault("airflow", {})["alerts"] = airflow["alerts"]
             for key in ("scale", "events", "full_build"):
                 if key in entry:
                     target[key] = entry[key]
