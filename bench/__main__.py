@@ -50,6 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     os.environ.setdefault("AIRFLOW__COSMOS__ENABLE_TELEMETRY", "False")
     from bench import dbt_plain, report
+    from include.vyapar.settings import dbt_env
 
     scales = [float(s) for s in args.scales.split(",")]
     steps = set(args.steps.split(","))
@@ -63,8 +64,8 @@ def main(argv: list[str] | None = None) -> int:
             "load_average_at_start": os.getloadavg(),
         },
         "settings": {
-            "duckdb_threads": os.environ.get("VYAPAR_DUCKDB_THREADS", "2"),
-            "duckdb_memory_limit": os.environ.get("VYAPAR_DUCKDB_MEMORY_LIMIT", "4GB"),
+            "duckdb_threads": dbt_env()["VYAPAR_DUCKDB_THREADS"],
+            "duckdb_memory_limit": dbt_env()["VYAPAR_DUCKDB_MEMORY_LIMIT"],
         },
         "scales": {},
     }  # fmt: skip

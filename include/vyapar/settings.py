@@ -48,7 +48,7 @@ def dbt_env() -> dict[str, str]:
         "VYAPAR_LANDING_DIR": str(LANDING_DIR),
         "VYAPAR_DBT_TARGET": DBT_TARGET,
         "VYAPAR_DUCKDB_THREADS": os.environ.get("VYAPAR_DUCKDB_THREADS", "2"),
-        "VYAPAR_DUCKDB_MEMORY_LIMIT": os.environ.get("VYAPAR_DUCKDB_MEMORY_LIMIT", "4GB"),
+        "VYAPAR_DUCKDB_MEMORY_LIMIT": os.environ.get("VYAPAR_DUCKDB_MEMORY_LIMIT", "3GB"),
         "VYAPAR_PG_THREADS": os.environ.get("VYAPAR_PG_THREADS", "4"),
         "DBT_PROFILES_DIR": str(DBT_PROJECT_DIR),
         "VYAPAR_WAREHOUSE_LOCK": str(WAREHOUSE_LOCK_PATH),
