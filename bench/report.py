@@ -205,7 +205,7 @@ def merge(runs: list[dict]) -> dict:
                 if airflow.get("variants"):
                     target.setdefault("airflow", {})["variants"] = airflow["variants"]
             if airflow.get("alerts"):
-                target.setdefault("airflow", {})["alerts"] = airflow["alerts"]
+                target.setdefault("airflow", {}).setdefault("alerts", {}).update(airflow["alerts"])
             for key in ("scale", "events", "full_build"):
                 if key in entry:
                     target[key] = entry[key]
