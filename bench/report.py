@@ -206,9 +206,14 @@ def merge(runs: list[dict]) -> dict:
                     target.setdefault("airflow", {})["variants"] = airflow["variants"]
             if airflow.get("alerts"):
                 target.setdefault("airflow", {}).setdefault("alerts", {}).update(airflow["alerts"])
-            for key in ("scale", "events", "full_build"):
+            for key in ("scale", "events"):
                 if key in entry:
                     target[key] = entry[key]
+    # Full builds (growth, memory) all from one run: the one that built the most scales.
+    widest = max(runs, key=lambda run: len(run.get("scales", {})))
+    for name, entry in widest.get("scales", {}).items():
+        if "full_build" in entry:
+            merged["scales"][name]["full_build"] = entry["full_build"]
     return merged
 
 
