@@ -8,10 +8,27 @@ import os
 import signal
 import time
 
-# The flusher is a server-side component, like the scheduler it is kicked from: Airflow's SDK then looks up
-# connections in the metadata database too (without this, a process that is neither a task nor a server sees
-# only AIRFLOW_CONN_* variables, and the connections airflow-init stored are "not found").
-os.environ.setdefault("_AIRFLOW_PROCESS_CONTEXT", "server")
+
+def _needs_metadata_connections() -> bool:
+    """True when an alert connection is not given as an AIRFLOW_CONN_* variable (compose's airflow-init stores
+    them in the metadata DB). A process that is neither a task nor a server sees only the variables, so the
+    flusher then declares itself server-side, like the scheduler it is kicked from, to read the metadata DB."""
+    import yaml
+
+    from include.vyapar.alerting.config import DEFAULT_CONFIG_PATH
+
+    path = os.environ.get("VYAPAR_ALERTING_CONFIG") or DEFAULT_CONFIG_PATH
+    try:
+        raw = yaml.safe_load(open(path, encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError):
+        return False  # the flush itself reports a bad config
+    ids = [(raw.get("slack") or {}).get(k) for k in ("connection_id", "webhook_connection_id")]
+    ids.append((raw.get("email") or {}).get("connection_id"))
+    return any(conn_id and f"AIRFLOW_CONN_{conn_id.upper()}" not in os.environ for conn_id in ids)
+
+
+if _needs_metadata_connections():
+    os.environ.setdefault("_AIRFLOW_PROCESS_CONTEXT", "server")
 
 from include.vyapar.alerting.delivery import flush  # noqa: E402 -- after the process context is set
 
