@@ -148,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _airflow(scale: Scale, variants: list[str], with_alerts: bool, args) -> dict:
-    from bench.airflow_run import Platform, alert_latency, daily_build
+    from bench.airflow_run import Platform, alert_latency, daily_build, prime_partial_parse
     from tests.fakes.slack_server import FakeSlack
     from tests.fakes.smtp_server import FakeSmtp
 
@@ -168,6 +168,7 @@ def _airflow(scale: Scale, variants: list[str], with_alerts: bool, args) -> dict
             + [f"vyapar_bench_alerts_{d}" for d in args.alert_deliveries.split(",") if with_alerts]
         )
         for variant in variants:
+            prime_partial_parse(scale, [variant])
             log(f"{scale.name} Airflow {variant}")
             out["variants"][variant] = daily_build(platform_, variant, scale.restore)
             log(f"{scale.name} Airflow {variant}: {out['variants'][variant]['seconds']:.1f} s")

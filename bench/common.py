@@ -137,6 +137,8 @@ def dbt_cmd(*args: str) -> list[str]:
     return [
         settings.DBT_BIN, *args,
         "--project-dir", str(settings.DBT_PROJECT_DIR), "--profiles-dir", str(settings.DBT_PROJECT_DIR),
+        # as Cosmos passes them (dbt's partial parse keys on them: bench/airflow_run.prime_partial_parse)
+        "--profile", settings.DBT_PROFILE_NAME, "--target", settings.DBT_TARGET,
     ]  # fmt: skip
 
 

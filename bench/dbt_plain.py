@@ -10,9 +10,8 @@ from bench.common import AS_OF, PYTHON, SEED, Scale, Timed, dbt_cmd, log, run_ti
 
 # Everything the layer DAGs build (staging .. ml), models and their tests: the daily build.
 DAILY_SELECT = ["path:models"]
-# An hourly arrival flows staging -> facts: through the incremental models (the chain an arrival is processed
-# by incrementally, with the staging tables it reads, rebuilt in full each time), and, for the whole picture,
-# through every model of those four layers.
+# An hourly arrival flows staging -> facts through the incremental models: the chain an arrival is processed by
+# incrementally (HOURLY_LAYERS: every model of those four layers, for the whole picture).
 HOURLY_CHAIN = [
     "stg_clickstream", "stg_orders", "stg_order_items", "stg_payments",
     "int_clickstream_events", "int_orders_enriched", "fct_clickstream_daily", "fct_orders",

@@ -169,18 +169,14 @@ def build_dag(schedules: Schedules, schedule: PipelineSchedule) -> DAG:
     return dag
 
 
-# Watcher execution (VYAPAR_DBT_EXECUTION=watcher): poll the producer's progress every 2 s, not Cosmos' 10.
-WATCHER_POKE_SECONDS = 2
-
-
 def _tune_watcher_sensors(dag: DAG) -> None:
-    """Watcher mode's per-model tasks are sensors of the producer's `dbt build`; they never open DuckDB. Out of the
-    one-slot warehouse pool (the producer holds it for the whole build, so in it they would start one at a time
-    after it), and polling every WATCHER_POKE_SECONDS. No sensors in local mode: nothing changes there."""
-    for t in dag.tasks:
-        if isinstance(t, BaseSensorOperator) and t.pool == settings.WAREHOUSE_POOL:
-            t.pool = "default_pool"
-            t.poke_interval = WATCHER_POKE_SECONDS
+    """Watcher execution (VYAPAR_DBT_EXECUTION=watcher): its per-model sensors start and end in the triggerer
+    (include/vyapar/watcher.py). Local execution has no sensors: nothing changes there."""
+    if any(isinstance(t, BaseSensorOperator) for t in dag.tasks):
+        from include.vyapar.watcher import start_sensors_in_triggerer, watch_tests_beside_their_model
+
+        start_sensors_in_triggerer(dag.tasks, settings.WAREHOUSE_POOL)
+        watch_tests_beside_their_model(dag.tasks)
 
 
 def _import_callable(path: str):

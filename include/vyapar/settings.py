@@ -21,6 +21,7 @@ DBT_PROJECT_DIR = _path("VYAPAR_DBT_PROJECT_DIR", REPO_ROOT / "dbt")
 DBT_MANIFEST_PATH = _path("VYAPAR_DBT_MANIFEST", DBT_PROJECT_DIR / "target" / "manifest.json")
 # The warehouse dbt builds: "duckdb" (default: one local file) or "postgres" (shared by many workers).
 DBT_TARGET = os.environ.get("VYAPAR_DBT_TARGET", "duckdb")
+DBT_PROFILE_NAME = "vyaparbazaar"  # dbt/profiles.yml and dbt_project.yml `profile:`
 IS_POSTGRES = DBT_TARGET == "postgres"
 # The Airflow connection of the Postgres warehouse (e.g. AIRFLOW_CONN_VYAPAR_WAREHOUSE=postgresql://u:p@host:5432/db):
 # the one source of its credentials, for Cosmos' profile mapping and for every dbt CLI call we make ourselves.

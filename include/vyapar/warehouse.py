@@ -22,6 +22,9 @@ def dbt_command(*args: str, serialized: bool = True) -> list[str]:
     return [
         dbt, *args,
         "--project-dir", str(settings.DBT_PROJECT_DIR), "--profiles-dir", str(settings.DBT_PROJECT_DIR),
+        # As Cosmos passes them: dbt's partial parse keys on these arguments, so the partial parse written with
+        # the manifest (bin/setup, the image build) serves each DAG's first Cosmos run (a full parse otherwise).
+        "--profile", settings.DBT_PROFILE_NAME, "--target", settings.DBT_TARGET,
     ]  # fmt: skip
 
 

@@ -1,16 +1,40 @@
 -- One row per order: the current order header plus its item and payment totals, each aggregated to the
 -- order grain on its own before joining (no items x payments fan-out).
-with orders as (
-    select * from {{ ref('stg_orders') }}
-),
+{#-
+    Incremental by order: a run recomputes every order any of whose inputs (header, items, payments) arrived within
+    var('incremental_lookback_hours') of the latest arrival already here, from all of that order's rows, and replaces
+    it. (A full rebuild re-aggregated every order's items and payments each hour.)
+-#}
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='delete+insert',
+        unique_key='order_id',
+        on_schema_change='append_new_columns'
+    )
+}}
 
-order_items as (
-    select * from {{ ref('stg_order_items') }}
-),
+{% set stg_relations = [ref('stg_orders'), ref('stg_order_items'), ref('stg_payments')] %}
 
-payments as (
-    select * from {{ ref('stg_payments') }}
+with
+{% if is_incremental() %}
+touched_orders as (
+    {% for relation in stg_relations %}
+    select order_id from {{ relation }}
+    where _loaded_at > {{ incremental_arrival_cutoff('_source_loaded_at') }}
+    {% if not loop.last %}union{% endif %}
+    {% endfor %}
 ),
+{% endif %}
+
+{% for name, relation in [('orders', stg_relations[0]), ('order_items', stg_relations[1]), ('payments', stg_relations[2])] %}
+{{ name }} as (
+    select * from {{ relation }}
+    {% if is_incremental() %}
+    where order_id in (select order_id from touched_orders)
+    {% endif %}
+),
+{% endfor %}
 
 item_totals as (
     select

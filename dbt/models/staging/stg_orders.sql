@@ -1,6 +1,24 @@
+{#-
+    Incremental on arrival time: a run reads only the raw rows that arrived (_loaded_at) within
+    var('incremental_lookback_hours') of the latest arrival already here, and ranks them together with the version
+    of each order_id already here: the winner is the version a full rebuild would pick (the current row is the best
+    of every earlier arrival), and it replaces that order_id. (A full rebuild re-read and re-ranked every version.)
+-#}
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='delete+insert',
+        unique_key='order_id',
+        on_schema_change='append_new_columns'
+    )
+}}
+
 -- One row per order: the latest version (status) of each order_id across all arrival batches.
 with source as (
     select * from {{ source('vyaparbazaar_raw', 'orders') }}
+    {% if is_incremental() %}
+    where _loaded_at > {{ incremental_arrival_cutoff('_loaded_at') }}
+    {% endif %}
 ),
 
 renamed as (
@@ -17,6 +35,22 @@ renamed as (
         cast(_batch_id as {{ dbt.type_string() }}) as _batch_id
     from source
     where order_id is not null
+    {% if is_incremental() %}
+    union all
+    select
+        order_id,
+        customer_id,
+        order_status,
+        order_purchase_timestamp,
+        order_approved_at,
+        order_delivered_timestamp,
+        order_estimated_delivery_date,
+        updated_at,
+        _loaded_at,
+        _batch_id
+    from {{ this }}
+    where order_id in (select cast(order_id as {{ dbt.type_string() }}) from source)
+    {% endif %}
 ),
 
 ranked as (

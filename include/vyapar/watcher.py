@@ -1,0 +1,142 @@
+"""Cosmos watcher execution, without a worker process per model.
+
+In watcher mode one producer task runs the DAG's `dbt build`, and each model keeps a task in the UI: a sensor that
+waits for that model's status (the producer publishes it as XCom). Cosmos' sensors are deferrable, so each one
+still takes two worker processes (start, poke once, defer; then resume to finish): on two cores, thirty-odd task
+processes per DAG run competed with the build they were watching. Here every sensor starts in the triggerer and
+ends there (Airflow 3's `start_from_trigger` and task-end events): no worker process unless something needs one.
+
+What still resumes on a worker, through Cosmos' own `execute_complete`: a producer that failed or was skipped
+before reporting the model, and a retry (Cosmos' fallback there runs dbt for that model itself). A model that is
+not in a targeted run's selection (plan_selection) is skipped in the triggerer. Task callbacks still run: Airflow
+sends them to the dag-processor for a task ended by its trigger.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from typing import Any
+
+from airflow.triggers.base import StartTriggerArgs, TaskFailedEvent, TaskSkippedEvent, TaskSuccessEvent, TriggerEvent
+from cosmos.listeners.dag_run_listener import EventStatus
+from cosmos.operators._watcher.base import BaseConsumerSensor
+from cosmos.operators._watcher.triggerer import WatcherEventReason, WatcherTrigger
+
+PLAN_TASK_ID = "plan_selection"  # dag_factory's task resolving a targeted run's `select` param
+# Poll the producer's progress every 2 s, not Cosmos' 10: the figure a sensor can lag the model it watches.
+POKE_SECONDS = 2
+
+
+class TriggererWatcherTrigger(WatcherTrigger):
+    """Cosmos' WatcherTrigger that ends its task itself: success, skip and a failed model end in the triggerer.
+
+    Started by the scheduler (start_from_trigger), its kwargs are fixed when the DAG is parsed: the run it watches
+    comes from the task instance the triggerer attaches before running it."""
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        _, kwargs = super().serialize()
+        return f"{__name__}.{type(self).__name__}", kwargs
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        ti = self.task_instance
+        if ti is not None:
+            self.dag_id = self.dag_id or ti.dag_id
+            self.run_id = self.run_id or ti.run_id
+            if (getattr(ti, "try_number", 1) or 1) > 1:
+                # A retry (or a cleared task): Cosmos runs dbt for this model itself, on a worker, as its own
+                # sensors do on a retry; the producer's run is over.
+                if await self._selected():
+                    yield TriggerEvent({"status": EventStatus.FAILED, "reason": WatcherEventReason.PRODUCER_SKIPPED})
+                else:
+                    yield TaskSkippedEvent()
+                return
+        async for event in super().run():
+            payload = event.payload if isinstance(event.payload, dict) else {}
+            status = payload.get("status")
+            if status == EventStatus.SUCCESS:
+                yield TaskSuccessEvent()
+            elif status == EventStatus.SKIPPED:
+                yield TaskSkippedEvent()
+            elif status == EventStatus.FAILED and payload.get("reason") == WatcherEventReason.NODE_FAILED:
+                # The producer fails with it and alerts (its dbt results name the model and its error).
+                yield TaskFailedEvent()
+            elif not await self._selected():
+                # the producer was skipped (a targeted run) and this model is not in the run's selection
+                yield TaskSkippedEvent()
+            else:
+                yield event  # resume on a worker: Cosmos decides (fallback run for a selected model, failure)
+            return
+
+    async def _selected(self) -> bool:
+        """Whether this sensor's model is in the run's selection (plan_selection's XCom; None: every model)."""
+        from airflow.sdk.execution_time.xcom import XCom
+        from asgiref.sync import sync_to_async
+
+        selected = await sync_to_async(XCom.get_one)(
+            run_id=self.run_id, key="return_value", task_id=PLAN_TASK_ID, dag_id=self.dag_id, map_index=-1
+        )
+        return selected is None or self.model_unique_id.rsplit(".", 1)[-1] in selected
+
+
+def start_sensors_in_triggerer(tasks, warehouse_pool: str) -> int:
+    """Every Cosmos watcher sensor among `tasks`: started and ended in the triggerer, out of the one-slot warehouse
+    pool (they never open DuckDB; in it they waited for the producer, which holds it for the whole build).
+    Returns how many were changed; local execution has none."""
+    changed = 0
+    for t in tasks:
+        if not isinstance(t, BaseConsumerSensor):
+            continue
+        if t.pool == warehouse_pool:
+            t.pool = "default_pool"
+        t.poke_interval = POKE_SECONDS
+        t.start_trigger_args = StartTriggerArgs(
+            trigger_cls=f"{__name__}.TriggererWatcherTrigger",
+            trigger_kwargs={
+                "model_unique_id": t.model_unique_id,
+                "producer_task_id": t.producer_task_id,
+                "dag_id": t.dag_id,
+                "run_id": "",  # filled in from the task instance in the triggerer
+                "map_index": -1,
+                "poke_interval": float(POKE_SECONDS),
+                "is_test_sensor": bool(t.is_test_sensor),
+            },
+            next_method="execute_complete",
+            timeout=t.execution_timeout or timedelta(hours=1),
+        )
+        t.start_from_trigger = True
+        changed += 1
+    return changed
+
+
+def watch_tests_beside_their_model(tasks) -> int:
+    """A model's test sensor waits beside its model's sensor (same upstream tasks), and downstream models' sensors
+    wait for the model's sensor, not for its test sensor. In watcher mode the producer's `dbt build` already orders
+    the nodes (and skips a model downstream of a failed test: its sensor ends skipped); each sensor waiting for
+    another only added a scheduler-and-triggerer round trip (~2.5 s) after the build had finished. The graph keeps
+    the models' lineage. Returns how many test sensors were moved."""
+    by_id = {t.task_id: t for t in tasks}
+    moved = 0
+    for test in [t for t in tasks if isinstance(t, BaseConsumerSensor) and t.is_test_sensor]:
+        runs = [
+            by_id[u]
+            for u in test.upstream_task_ids
+            if isinstance(by_id.get(u), BaseConsumerSensor)
+            and not by_id[u].is_test_sensor
+            and by_id[u].model_unique_id == test.model_unique_id
+        ]
+        if len(runs) != 1:
+            continue
+        run = runs[0]
+        for down_id in list(test.downstream_task_ids):
+            down = by_id[down_id]
+            if isinstance(down, BaseConsumerSensor):  # a downstream model: after the model itself
+                test.downstream_task_ids.discard(down_id)
+                down.upstream_task_ids.discard(test.task_id)
+                run.set_downstream(down)
+        run.downstream_task_ids.discard(test.task_id)
+        test.upstream_task_ids.discard(run.task_id)
+        for up_id in run.upstream_task_ids:
+            by_id[up_id].set_downstream(test)
+        moved += 1
+    return moved
