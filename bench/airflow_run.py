@@ -74,6 +74,8 @@ class Platform:
         )
 
     def start(self) -> Platform:
+        # A fresh Airflow home: a scheduler would otherwise resume an interrupted earlier session's runs.
+        shutil.rmtree(self.home, ignore_errors=True)
         self.home.mkdir(parents=True, exist_ok=True)
         password = secrets.token_urlsafe(12)
         (self.home / "passwords.json").write_text(json.dumps({"admin": password}))
@@ -104,6 +106,19 @@ class Platform:
                 self.proc.wait(timeout=60)
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, signal.SIGKILL)
+        self._kill_strays()
+
+    def _kill_strays(self) -> None:
+        """Airflow processes of this home that outlived `airflow standalone` (seen: a scheduler and its executor
+        workers after a failed step): left alone they would run on into the next measurement."""
+        import psutil
+
+        for p in psutil.process_iter(["pid"]):
+            try:
+                if p.pid != os.getpid() and p.environ().get("AIRFLOW_HOME") == str(self.home):
+                    p.kill()
+            except (psutil.Error, OSError):
+                pass
 
     def _wait(self, predicate, timeout: float, what: str, interval: float = 1.0):
         deadline = time.monotonic() + timeout

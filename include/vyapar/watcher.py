@@ -14,9 +14,10 @@ sends them to the dag-processor for a task ended by its trigger.
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from datetime import timedelta
-from typing import Any
+from typing import Any, ClassVar
 
 from airflow.triggers.base import StartTriggerArgs, TaskFailedEvent, TaskSkippedEvent, TaskSuccessEvent, TriggerEvent
 from cosmos.listeners.dag_run_listener import EventStatus
@@ -34,9 +35,26 @@ class TriggererWatcherTrigger(WatcherTrigger):
     Started by the scheduler (start_from_trigger), its kwargs are fixed when the DAG is parsed: the run it watches
     comes from the task instance the triggerer attaches before running it."""
 
+    # The producer's state, shared by every sensor of its run in this triggerer for PRODUCER_STATE_TTL seconds:
+    # twenty sensors polling every 2 s each asked the API server for the same task state (CPU the build needed).
+    PRODUCER_STATE_TTL = 1.0
+    _producer_states: ClassVar[dict[tuple[str, str, str], tuple[float, Any]]] = {}
+
     def serialize(self) -> tuple[str, dict[str, Any]]:
         _, kwargs = super().serialize()
         return f"{__name__}.{type(self).__name__}", kwargs
+
+    async def _get_producer_task_status(self) -> str | None:
+        key = (self.dag_id, self.run_id, self.producer_task_id)
+        cached = self._producer_states.get(key)
+        now = time.monotonic()
+        if cached and now - cached[0] < self.PRODUCER_STATE_TTL:
+            return cached[1]
+        state = await super()._get_producer_task_status()
+        if len(self._producer_states) > 256:  # runs long finished
+            self._producer_states.clear()
+        self._producer_states[key] = (now, state)
+        return state
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         ti = self.task_instance
@@ -54,6 +72,8 @@ class TriggererWatcherTrigger(WatcherTrigger):
         async for event in super().run():
             payload = event.payload if isinstance(event.payload, dict) else {}
             status = payload.get("status")
+            if status in (EventStatus.SUCCESS, EventStatus.SKIPPED, EventStatus.FAILED):
+                await self._log_node_result()
             if status == EventStatus.SUCCESS:
                 yield TaskSuccessEvent()
             elif status == EventStatus.SKIPPED:
@@ -67,6 +87,17 @@ class TriggererWatcherTrigger(WatcherTrigger):
             else:
                 yield event  # resume on a worker: Cosmos decides (fallback run for a selected model, failure)
             return
+
+    async def _log_node_result(self) -> None:
+        """The model's dbt result (status, timing, message) in this task's log, as Cosmos' execute_complete logs it
+        on a worker; the producer's log has the whole build's output."""
+        try:
+            from cosmos.operators._watcher.state import _log_dbt_event, get_dbt_event_xcom_key
+
+            _log_dbt_event(await self.get_xcom_val(get_dbt_event_xcom_key(self.model_unique_id)))
+        except Exception:  # noqa: BLE001 — a log line must never decide the task's state
+            self.log.info("dbt result of %s: see the producer task's log", self.model_unique_id)
+        self.log.info("dbt output of the whole build: task %s of this run", self.producer_task_id)
 
     async def _selected(self) -> bool:
         """Whether this sensor's model is in the run's selection (plan_selection's XCom; None: every model)."""
