@@ -108,10 +108,11 @@ def test_a_layer_runs_as_one_build_and_its_model_tasks_never_take_a_worker(watch
     # the model's task log names its dbt result
     log = requests.get(
         f"{watcher_platform['base']}/api/v2/dags/vyapar_intermediate/dagRuns/{run_id}/taskInstances/"
-        "dbt.int_customer_behavior.run/logs/1", headers={**watcher_platform["headers"], "Accept": "text/plain"},
+        "dbt.int_customer_behavior.run/logs/1", headers={**watcher_platform["headers"], "Accept": "application/json"},
         timeout=10,
     )  # fmt: skip
-    assert "int_customer_behavior" in log.text
+    log.raise_for_status()
+    assert "model.vyaparbazaar.int_customer_behavior" in log.text  # the trigger's lines: the model it watched
     con = duckdb.connect(str(watcher_platform["root"] / "data" / "warehouse" / "vyaparbazaar.duckdb"), read_only=True)
     try:
         assert con.execute("select count(*) from intermediate.int_customer_behavior").fetchone()[0] > 0
