@@ -60,7 +60,7 @@ def watcher_platform(tmp_path_factory):
         (ARTIFACTS / "bin_start_watcher.log").write_text(log.read_text())
 
 
-def _run(platform, dag_id: str, conf: dict) -> tuple[str, dict[str, dict]]:
+def _run(platform, dag_id: str, conf: dict, settle: bool = False) -> tuple[str, dict[str, dict]]:
     base, headers = platform["base"], platform["headers"]
     dag = f"{base}/api/v2/dags/{dag_id}"
 
@@ -78,21 +78,22 @@ def _run(platform, dag_id: str, conf: dict) -> tuple[str, dict[str, dict]]:
         return state if state in {"success", "failed"} else None
 
     state = _wait_for(finished, 600, f"the {dag_id} run", platform["proc"], platform["log"])
+    if settle:
+
+        def idle():  # unpausing also queued the latest scheduled slot's run: let it end (it holds the DuckDB file)
+            runs = requests.get(f"{dag}/dagRuns", params={"state": ["queued", "running"]}, headers=headers,
+                                timeout=10).json()["dag_runs"]  # fmt: skip
+            return not runs
+
+        _wait_for(idle, 600, f"no {dag_id} run left running", platform["proc"], platform["log"])
     requests.patch(dag, json={"is_paused": True}, headers=headers, timeout=10).raise_for_status()
-
-    def idle():  # unpausing also queued the latest scheduled slot's run: let it end (it holds the DuckDB file)
-        runs = requests.get(f"{dag}/dagRuns", params={"state": ["queued", "running"]}, headers=headers,
-                            timeout=10).json()["dag_runs"]  # fmt: skip
-        return not runs
-
-    _wait_for(idle, 600, f"no {dag_id} run left running", platform["proc"], platform["log"])
     tis = requests.get(f"{dag}/dagRuns/{run_id}/taskInstances", params={"limit": 200}, headers=headers,
                        timeout=10).json()["task_instances"]  # fmt: skip
     return run_id, {"state": state, "tis": {t["task_id"]: t for t in tis}}
 
 
 def test_a_layer_runs_as_one_build_and_its_model_tasks_never_take_a_worker(watcher_platform):
-    run_id, run = _run(watcher_platform, "vyapar_intermediate", {"full_refresh": False, "select": ""})
+    run_id, run = _run(watcher_platform, "vyapar_intermediate", {"full_refresh": False, "select": ""}, settle=True)
     tis = run["tis"]
     assert run["state"] == "success", {k: t["state"] for k, t in tis.items()}
     producer = tis["dbt.dbt_producer_watcher"]
