@@ -131,15 +131,10 @@ def run_timed(cmd: list[str], env: dict[str, str], cwd: Path | None = None, time
 
 
 def dbt_cmd(*args: str) -> list[str]:
-    """Plain dbt: the same binary, project and profile the platform runs (no lock wrapper, nothing else)."""
-    from include.vyapar import settings
+    """Plain dbt: the same binary, project, profile and arguments the platform uses (no lock wrapper)."""
+    from include.vyapar.warehouse import dbt_command
 
-    return [
-        settings.DBT_BIN, *args,
-        "--project-dir", str(settings.DBT_PROJECT_DIR), "--profiles-dir", str(settings.DBT_PROJECT_DIR),
-        # as Cosmos passes them (dbt's partial parse keys on them: bench/airflow_run.prime_partial_parse)
-        "--profile", settings.DBT_PROFILE_NAME, "--target", settings.DBT_TARGET,
-    ]  # fmt: skip
+    return dbt_command(*args, serialized=False)
 
 
 def write_json(path: Path, data) -> None:
