@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -40,9 +41,10 @@ def _wait_for(predicate, timeout: float, what: str, proc: subprocess.Popen, log:
     raise AssertionError(f"timed out after {timeout}s waiting for {what}:\n{log.read_text()[-5000:]}")
 
 
-@pytest.fixture(scope="module")
-def started_platform(tmp_path_factory):
-    root = tmp_path_factory.mktemp("start")
+@contextlib.contextmanager
+def bin_start(root: Path, artifact: str, **extra_env: str):
+    """`bin/start` on a free port with its own data folder and Airflow home, DAGs paused (scheduled runs would
+    compete with a test's own trigger; the newcomer's default is unpaused); stopped, and its log kept, at the end."""
     port = _free_port()
     env = {
         **os.environ,
@@ -50,8 +52,8 @@ def started_platform(tmp_path_factory):
         "AIRFLOW_HOME": str(root / "airflow_home"),
         "AIRFLOW_PORT": str(port),
         "VYAPAR_SCALE": "0.05",
-        # Scheduled runs would compete with the test's own trigger; the newcomer's default is unpaused.
         "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
+        **extra_env,
     }
     for var in ("VYAPAR_LANDING_DIR", "VYAPAR_DUCKDB_PATH", "VYAPAR_WAREHOUSE_LOCK"):
         env.pop(var, None)
@@ -71,7 +73,13 @@ def started_platform(tmp_path_factory):
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
         ARTIFACTS.mkdir(exist_ok=True)
-        (ARTIFACTS / "bin_start.log").write_text(log.read_text())
+        (ARTIFACTS / artifact).write_text(log.read_text())
+
+
+@pytest.fixture(scope="module")
+def started_platform(tmp_path_factory):
+    with bin_start(tmp_path_factory.mktemp("start"), "bin_start.log") as platform:
+        yield platform
 
 
 def _token(platform) -> str:

@@ -8,15 +8,12 @@ the selected model's sensor as a dbt run of its own on a worker (Cosmos' fallbac
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
 
 import duckdb
 import pytest
 import requests
 
-from tests.deployment.test_local_start import ARTIFACTS, REPO_ROOT, _free_port, _wait_for
+from tests.deployment.test_local_start import _wait_for, bin_start
 
 pytestmark = pytest.mark.slow
 
@@ -24,40 +21,12 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def watcher_platform(tmp_path_factory):
     root = tmp_path_factory.mktemp("watcher")
-    port = _free_port()
-    env = {
-        **os.environ,
-        "VYAPAR_DATA_DIR": str(root / "data"),
-        "AIRFLOW_HOME": str(root / "airflow_home"),
-        "AIRFLOW_PORT": str(port),
-        "VYAPAR_SCALE": "0.05",
-        "VYAPAR_DBT_EXECUTION": "watcher",
-        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
-    }
-    for var in ("VYAPAR_LANDING_DIR", "VYAPAR_DUCKDB_PATH", "VYAPAR_WAREHOUSE_LOCK"):
-        env.pop(var, None)
-    log = root / "start.log"
-    with log.open("w") as out:
-        proc = subprocess.Popen([str(REPO_ROOT / "bin" / "start")], env=env, stdout=out, stderr=subprocess.STDOUT,
-                                start_new_session=True)  # fmt: skip
-    base = f"http://localhost:{port}"
-    try:
-        _wait_for(lambda: requests.get(f"{base}/api/v2/monitor/health", timeout=5).ok, 600, "a healthy API", proc, log)
+    with bin_start(root, "bin_start_watcher.log", VYAPAR_DBT_EXECUTION="watcher") as platform:
         password = json.loads((root / "airflow_home" / "passwords.json").read_text())["admin"]
-        token = requests.post(f"{base}/auth/token", json={"username": "admin", "password": password}, timeout=10)
+        token = requests.post(f"{platform['base']}/auth/token", json={"username": "admin", "password": password},
+                              timeout=10)  # fmt: skip
         token.raise_for_status()
-        yield {
-            "base": base, "root": root, "log": log, "proc": proc,
-            "headers": {"Authorization": f"Bearer {token.json()['access_token']}"},
-        }  # fmt: skip
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-        ARTIFACTS.mkdir(exist_ok=True)
-        (ARTIFACTS / "bin_start_watcher.log").write_text(log.read_text())
+        yield {**platform, "headers": {"Authorization": f"Bearer {token.json()['access_token']}"}}
 
 
 def _run(platform, dag_id: str, conf: dict, settle: bool = False) -> tuple[str, dict[str, dict]]:
