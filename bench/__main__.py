@@ -148,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _airflow(scale: Scale, variants: list[str], with_alerts: bool, args) -> dict:
-    from bench.airflow_run import Platform, alert_latency, daily_build, prime_partial_parse
+    from bench.airflow_run import Platform, alert_latency, daily_build, floor, prime_partial_parse
     from tests.fakes.slack_server import FakeSlack
     from tests.fakes.smtp_server import FakeSmtp
 
@@ -166,7 +166,10 @@ def _airflow(scale: Scale, variants: list[str], with_alerts: bool, args) -> dict
         platform_.wait_for_dags(
             [f"vyapar_{layer}__{v}" for v in variants for layer in ("staging", "ml_features")]
             + [f"vyapar_bench_alerts_{d}" for d in args.alert_deliveries.split(",") if with_alerts]
+            + ["vyapar_bench_floor"]
         )
+        out["floor"] = floor(platform_)
+        log(f"{scale.name} Airflow floor: one-task DAG run {out['floor']['mean_seconds']:.2f} s (mean of 6)")
         for variant in variants:
             prime_partial_parse(scale, [variant])
             log(f"{scale.name} Airflow {variant}")

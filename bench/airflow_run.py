@@ -20,6 +20,7 @@ import requests
 
 from bench.common import BIN, REPO_ROOT, Scale, log
 
+WARM_EXECUTOR = "include.vyapar.executor.WarmLocalExecutor"
 LAYERS = ["staging", "intermediate", "dimensions", "facts", "marts", "ml_features"]
 
 
@@ -61,6 +62,9 @@ class Platform:
             AIRFLOW__CORE__DEFAULT_TIMEZONE="Asia/Kolkata",
             AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION="True",
             AIRFLOW__CORE__PARALLELISM=os.environ.get("AIRFLOW__CORE__PARALLELISM", "4"),
+            # bin/start's executor (task processes start with dbt imported); VYAPAR_BENCH_EXECUTOR=LocalExecutor
+            # measures Airflow's own.
+            AIRFLOW__CORE__EXECUTOR=os.environ.get("VYAPAR_BENCH_EXECUTOR", WARM_EXECUTOR),
             AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS="admin:admin",
             AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE=str(self.home / "passwords.json"),
             AIRFLOW__API__PORT=str(self.port),
@@ -176,7 +180,20 @@ class Platform:
             "tasks": len(tis),
             "task_states": {t["task_id"]: t["state"] for t in tis},
             "task_seconds_sum": sum(t.get("duration") or 0 for t in tis),
+            # Each task's times relative to the run's start: where the run's time goes (scheduling, starts, ends).
+            "timeline": _timeline(start, tis),
         }  # fmt: skip
+
+
+def _timeline(start: float | None, tis: list[dict]) -> dict[str, dict]:
+    def rel(value):
+        ts = _ts(value)
+        return round(ts - start, 2) if ts is not None and start is not None else None
+
+    return {
+        t["task_id"]: {"queued": rel(t.get("queued_when")), "start": rel(t.get("start_date")), "end": rel(t.get("end_date"))}
+        for t in sorted(tis, key=lambda t: t.get("start_date") or "")
+    }
 
 
 def prime_partial_parse(scale: Scale, variants: list[str]) -> int:
@@ -211,6 +228,14 @@ def daily_build(platform: Platform, variant: str, restore) -> dict:
         "trigger_to_seen_seconds": sum(r["seen_seconds"] for r in runs),
         "tasks": sum(r["tasks"] for r in runs), "runs": runs,
     }  # fmt: skip
+
+
+def floor(platform: Platform, runs: int = 6) -> dict:
+    """A one-task DAG that does nothing, run once untimed (the platform's first task process is slow) and then
+    `runs` times, one after the other: what any DAG run costs here, the floor under each layer DAG run."""
+    platform.run_dag("vyapar_bench_floor")
+    seconds = [platform.run_dag("vyapar_bench_floor")["seconds"] for _ in range(runs)]
+    return {"runs": runs, "seconds": seconds, "mean_seconds": sum(seconds) / len(seconds)}
 
 
 def alert_latency(platform: Platform, slack, delivery: str) -> dict:

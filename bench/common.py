@@ -88,6 +88,7 @@ class Timed:
     peak_rss: int  # bytes, sum over the process tree, sampled
     returncode: int
     output: str
+    cli_seconds: float | None = None  # bench.dbt_warm runs: the whole process, dbt's import included
 
 
 def _tree_rss(proc) -> int:

@@ -5,7 +5,9 @@
   `watcher_subprocess`), so one scheduler compares them on one warehouse. Their cron never fires (29 February):
   unpausing one to trigger it must not add a scheduled run;
 - alert-latency DAGs (`vyapar_bench_alerts_<delivery>`): tasks that fail at once, timestamping the failure in
-  their error, with the product's failure callback.
+  their error, with the product's failure callback;
+- `vyapar_bench_floor`: one task that does nothing: what any DAG run costs on this scheduler (the floor under each
+  layer DAG run), and the platform's first run (untimed warm-up) before the measured ones.
 """
 
 from __future__ import annotations
@@ -64,3 +66,13 @@ for _delivery in ("inline", "detached"):
                 previous >> current
             previous = current
     globals()[_alerts.dag_id] = _alerts
+
+with DAG(
+    dag_id="vyapar_bench_floor", schedule=None, start_date=START_DATE, catchup=False, tags=["bench"]
+) as floor_dag:
+
+    @task(task_id="noop")
+    def noop() -> None:
+        """Nothing: the run's time is the scheduler's, the executor's and the task process's."""
+
+    noop()

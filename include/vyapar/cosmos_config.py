@@ -110,7 +110,8 @@ def postgres_profile_config(conn_id: str | None = None) -> ProfileConfig:
 #   VYAPAR_DBT_EXECUTION   local (default): one dbt process per model task (`dbt build --select <model>`)
 #                          watcher: one `dbt build` per DAG run (producer task), a sensor task per model
 #   VYAPAR_DBT_INVOCATION  subprocess (default): dbt through dbt-serialized, whose flock serialises DuckDB writers
-#                          dbt_runner: dbt in the task's own process (no interpreter start; the pool serialises)
+#                          dbt_runner: dbt in the task's own process, under the same flock (dbt_in_process.py);
+#                          with include.vyapar.executor.WarmLocalExecutor the task starts with dbt imported
 EXECUTION_MODES = {"local": ExecutionMode.LOCAL, "watcher": ExecutionMode.WATCHER}
 INVOCATION_MODES = {"subprocess": InvocationMode.SUBPROCESS, "dbt_runner": InvocationMode.DBT_RUNNER}
 
@@ -133,6 +134,10 @@ def _choice(var: str, choices: dict, default: str) -> str:
 def execution_config(execution: str | None = None, invocation: str | None = None) -> ExecutionConfig:
     execution = execution or execution_mode_name()
     invocation = invocation or invocation_mode_name()
+    if invocation == "dbt_runner":
+        from include.vyapar import dbt_in_process
+
+        dbt_in_process.install()  # the warehouse lock dbt-serialized takes, and only the events Cosmos reads
     return ExecutionConfig(
         execution_mode=EXECUTION_MODES[execution],
         invocation_mode=INVOCATION_MODES[invocation],
