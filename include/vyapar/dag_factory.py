@@ -75,6 +75,12 @@ def _doc_md(schedule: PipelineSchedule) -> str:
 
 def _skip_unless_selected(context) -> None:
     """pre_execute hook of every dbt task: skip it when a targeted run's selection leaves it out."""
+    if getattr(context["task"], "_vyapar_producer", False):
+        # Watcher mode's producer starts beside plan_selection (not after it): it runs the DAG's whole build, so
+        # the `select` param alone decides. A targeted run builds each selected model in its own task instead.
+        if ((context.get("params") or {}).get("select") or "").strip():
+            raise AirflowSkipException("targeted run: each selected model runs in its own task")
+        return
     selected = context["ti"].xcom_pull(task_ids="plan_selection")
     if selected is None:
         return
@@ -173,10 +179,15 @@ def _tune_watcher_sensors(dag: DAG) -> None:
     """Watcher execution (VYAPAR_DBT_EXECUTION=watcher): its per-model sensors start and end in the triggerer
     (include/vyapar/watcher.py). Local execution has no sensors: nothing changes there."""
     if any(isinstance(t, BaseSensorOperator) for t in dag.tasks):
-        from include.vyapar.watcher import start_sensors_in_triggerer, watch_tests_beside_their_model
+        from include.vyapar.watcher import (
+            start_producer_beside,
+            start_sensors_in_triggerer,
+            watch_tests_beside_their_model,
+        )
 
         start_sensors_in_triggerer(dag.tasks, settings.WAREHOUSE_POOL)
         watch_tests_beside_their_model(dag.tasks)
+        start_producer_beside(dag.tasks, "plan_selection")
 
 
 def _import_callable(path: str):

@@ -75,7 +75,9 @@ def warm_up_dbt() -> float | None:
                 shutil.copyfile(partial, Path(tmp) / partial.name)
             os.environ.update(settings.dbt_env())
             try:
-                args = dbt_command("parse", "--target-path", tmp, "--log-path", tmp, "--quiet", serialized=False)
+                args = dbt_command(
+                    "parse", "--target-path", tmp, "--log-path", tmp, "--quiet", "--no-static-parser", serialized=False
+                )
                 result = dbtRunner().invoke(args[1:])
             finally:
                 os.environ.clear()

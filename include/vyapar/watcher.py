@@ -171,3 +171,25 @@ def watch_tests_beside_their_model(tasks) -> int:
             by_id[up_id].set_downstream(test)
         moved += 1
     return moved
+
+
+def start_producer_beside(tasks, plan_task_id: str) -> bool:
+    """The producer starts with plan_selection, not after it (one scheduling round trip less per DAG run, ~1 s):
+    it takes plan_selection's own upstream tasks instead (the sources DAG lands its batch first). Its pre_execute
+    skips it on a targeted run from the `select` param itself (dag_factory._skip_unless_selected); the sensors
+    still wait for plan_selection, whose XCom tells them whether their model is selected. Returns whether the
+    producer was moved."""
+    from cosmos.operators.watcher import DbtProducerWatcherOperator
+
+    by_id = {t.task_id: t for t in tasks}
+    plan = by_id.get(plan_task_id)
+    producers = [t for t in tasks if isinstance(t, DbtProducerWatcherOperator)]
+    if plan is None or len(producers) != 1 or plan_task_id not in producers[0].upstream_task_ids:
+        return False
+    producer = producers[0]
+    producer._vyapar_producer = True
+    producer.upstream_task_ids.discard(plan_task_id)
+    plan.downstream_task_ids.discard(producer.task_id)
+    for up_id in plan.upstream_task_ids:
+        by_id[up_id].set_downstream(producer)
+    return True
