@@ -19,13 +19,14 @@ import airflow  # noqa: F401  (pre-imported by the dag-processor)
 from airflow.dag_processing.dagbag import DagBag
 mode = sys.argv[1]
 if mode == "dbt_ls":
-    from cosmos.constants import LoadMode
+    from cosmos.constants import InvocationMode, LoadMode
     from include.vyapar import cosmos_config, settings
     original = cosmos_config.render_config
     def render_config(select, with_sources=False):
         config = original(select, with_sources)
         config.load_method = LoadMode.DBT_LS
         config.dbt_executable_path = settings.DBT_BIN  # listing opens no database: no warehouse lock
+        config.invocation_mode = InvocationMode.SUBPROCESS  # the binary above, whatever PATH finds first
         return config
     cosmos_config.render_config = render_config
 started = time.perf_counter()
