@@ -36,7 +36,7 @@ def warehouse_lock(path: Path | None = None):
     if settings.IS_POSTGRES:
         yield
         return
-    path = Path(os.environ.get("VYAPAR_WAREHOUSE_LOCK") or path or settings.WAREHOUSE_LOCK_PATH)
+    path = Path(path or os.environ.get("VYAPAR_WAREHOUSE_LOCK") or settings.WAREHOUSE_LOCK_PATH)
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a") as handle:
         try:
