@@ -59,9 +59,13 @@ limit 3
 # Quick retries, but a lease that outlives a cold flusher's first send (importing the Slack SDK, reading the
 # connection: seconds on a busy 2-core box); a shorter one lets a second flusher re-send the same message.
 E2E_DELIVERY = {"max_attempts": 4, "backoff_seconds": 0.5, "max_backoff_seconds": 2, "timeout_seconds": 5, "lease_seconds": 60}
+# The startup allowance covers a dbt task's process start and parse before its first node: on a loaded 2-core box
+# (the whole suite running) a normal run of a 1 s model took over 6 s of task time and re-raised "slow" instead of
+# recovering; 12 s keeps the recovery run under its threshold there, and the probe's slow run (~20 s of CPU, 45-72 s
+# of task time) still alerts long before it ends.
 E2E_SLOW = {
     "severity": "low", "threshold_ratio": 1.5, "baseline_samples": 10, "min_samples": 3,
-    "min_excess_seconds": 1, "startup_allowance_seconds": 4,
+    "min_excess_seconds": 1, "startup_allowance_seconds": 12,
 }  # fmt: skip
 
 
