@@ -206,13 +206,16 @@ def test_the_health_view_shows_what_this_test_did(platform, page, shots):
         view.locator(panel).wait_for()
     shots(page, "08_health_view_in_the_ui")
 
-    # Freshness: every raw table (just landed by bin/start: green) and every mart, with an age and a colour.
+    # Freshness: every raw table (just landed by bin/start) and every mart, with an age and a colour. The landing is
+    # stamped with its hour (datagen's as-of, floored): landed at 09:58 and looked at at 10:01 it is 61 minutes old,
+    # past dbt's 1-hour warn_after: amber, not yet stale.
     rows = view.locator("#freshness tr[data-node]")
     assert rows.count() == len(snapshot["freshness"]) >= 10
     for row in snapshot["freshness"]:
         if row["kind"] == "source":
-            assert row["colour"] == "green", row
-            assert view.locator(f'#freshness tr[data-node="{row["name"]}"][data-colour="green"]').count() == 1
+            expected = "green" if row["age_seconds"] < 3600 else "amber"
+            assert row["colour"] == expected and row["age_seconds"] < 2 * 3600, row
+            assert view.locator(f'#freshness tr[data-node="{row["name"]}"][data-colour="{expected}"]').count() == 1
 
     # Durations: the model this test rebuilt, with the duration of its run.
     model = next(m for m in snapshot["models"] if m["node_id"] == MODEL_ID)
