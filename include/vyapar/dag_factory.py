@@ -187,7 +187,7 @@ def _tune_watcher_sensors(dag: DAG) -> None:
 
         start_sensors_in_triggerer(dag.tasks, settings.WAREHOUSE_POOL)
         watch_tests_beside_their_model(dag.tasks)
-        start_producer_beside(dag.tasks, "plan_selection")
+        start_producer_beside(dag.tasks)
 
 
 def _import_callable(path: str):

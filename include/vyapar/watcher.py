@@ -173,7 +173,7 @@ def watch_tests_beside_their_model(tasks) -> int:
     return moved
 
 
-def start_producer_beside(tasks, plan_task_id: str) -> bool:
+def start_producer_beside(tasks, plan_task_id: str = PLAN_TASK_ID) -> bool:
     """The producer starts with plan_selection, not after it (one scheduling round trip less per DAG run, ~1 s):
     it takes plan_selection's own upstream tasks instead (the sources DAG lands its batch first). Its pre_execute
     skips it on a targeted run from the `select` param itself (dag_factory._skip_unless_selected); the sensors
