@@ -102,6 +102,12 @@ def main(argv: list[str] | None = None) -> int:
             record(
                 entry, "plain_daily", f"{scale.name} plain dbt build", lambda scale=scale: dbt_plain.daily_build(scale)
             )
+            record(
+                entry,
+                "plain_per_layer",
+                f"{scale.name} plain dbt build, one process per layer",
+                lambda scale=scale: dbt_plain.daily_build_per_layer(scale),
+            )
         if "airflow" in steps and value in airflow_plan:
             record(
                 entry,
@@ -166,7 +172,7 @@ def _airflow(scale: Scale, variants: list[str], with_alerts: bool, args) -> dict
         platform_.wait_for_dags(
             [f"vyapar_{layer}__{v}" for v in variants for layer in ("staging", "ml_features")]
             + [f"vyapar_bench_alerts_{d}" for d in args.alert_deliveries.split(",") if with_alerts]
-            + ["vyapar_bench_floor"]
+            + ["vyapar_bench_floor", "vyapar_bench_warmup"]
         )
         out["floor"] = floor(platform_)
         log(f"{scale.name} Airflow floor: one-task DAG run {out['floor']['mean_seconds']:.2f} s (mean of 6)")

@@ -45,6 +45,8 @@ def summarize(results: dict) -> dict:
             max([(entry.get(k) or {}).get("peak_rss") or 0 for k in ("plain_daily", "plain_daily_after")]) / 2**30
             or None
         )
+        per_layer = entry.get("plain_per_layer") or {}
+        s["plain_per_layer_seconds"] = per_layer.get("seconds") if per_layer.get("ok") else None
         airflow = (entry.get("airflow") or {}).get("variants") or {}
         # What any DAG run costs on this scheduler (a one-task DAG doing nothing): the floor under each layer run.
         s["airflow_floor_seconds"] = ((entry.get("airflow") or {}).get("floor") or {}).get("mean_seconds")
@@ -60,6 +62,9 @@ def summarize(results: dict) -> dict:
                 # the ratio if every layer DAG run cost only the floor on top of its share of the plain build
                 "floor_over_plain": (plain + len(runs) * s["airflow_floor_seconds"]) / plain
                 if plain and runs and s["airflow_floor_seconds"] else None,
+                # against plain dbt split as the layer DAGs split it (a CLI process per layer)
+                "over_plain_per_layer": run["seconds"] / s["plain_per_layer_seconds"]
+                if s["plain_per_layer_seconds"] and run.get("seconds") and run.get("ok") else None,
             }  # fmt: skip
         alerts = (entry.get("airflow") or {}).get("alerts")
         if alerts:
@@ -131,6 +136,12 @@ def table(summary: dict) -> str:
         lines.append(f"-- {name}: {s['events']:,} clickstream events")
         lines.append(f"{'   full build (dbt build --full-refresh)':<58} {_fmt(s['full_build_seconds'], ' s', 1):>14}")
         lines.append(f"{'   daily build, plain dbt build':<58} {_fmt(s['plain_daily_seconds'], ' s', 1):>14}")
+        if s.get("plain_per_layer_seconds") is not None:
+            label = "   daily build, plain dbt, one process per layer"
+            lines.append(
+                f"{label:<58} {_fmt(s['plain_per_layer_seconds'], ' s', 1):>7} {_fmt(s['plain_per_layer_seconds'] / s['plain_daily_seconds'], 'x'):>6}"
+                if s.get("plain_daily_seconds") else f"{label:<58} {_fmt(s['plain_per_layer_seconds'], ' s', 1):>14}"
+            )
         if s.get("airflow_floor_seconds") is not None:
             lines.append(
                 f"{'   Airflow floor: a one-task DAG run doing nothing':<58} {_fmt(s['airflow_floor_seconds'], ' s'):>14}"
@@ -142,6 +153,10 @@ def table(summary: dict) -> str:
             if a.get("overhead_per_dag_run_seconds") is not None:
                 lines.append(
                     f"{'      added per layer DAG run':<58} {_fmt(a['overhead_per_dag_run_seconds'], ' s', 1):>14}"
+                )
+            if a.get("over_plain_per_layer") is not None:
+                lines.append(
+                    f"{'      over plain dbt one process per layer':<58} {_fmt(a['over_plain_per_layer'], 'x'):>14}"
                 )
             if a.get("floor_over_plain") is not None:
                 lines.append(

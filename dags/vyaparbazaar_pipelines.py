@@ -6,9 +6,9 @@ business mart runs when. Cosmos renders each DAG's dbt selection as a task group
 dbt manifest, so parsing this file runs no dbt command and no database query.
 """
 
-from airflow.sdk import get_parsing_context
-
 from include.vyapar.dag_factory import build_all_dags
+from include.vyapar.parse_scope import dag_ids_to_build
 
-# A task process parses this file only for its own DAG: build just that one (the dag-processor builds all).
-globals().update(build_all_dags(only=get_parsing_context().dag_id))
+# A task process parses this file for its own DAG, a dag-processor's callback run for its callbacks' DAGs: build
+# just those (the dag-processor's regular parse builds all).
+globals().update(build_all_dags(only=dag_ids_to_build()))

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import timedelta
 
 import pendulum
-from airflow.exceptions import AirflowFailException, AirflowSkipException
 from airflow.sdk import DAG, BaseSensorOperator, Param, task
+from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 from airflow.timetables.trigger import CronTriggerTimetable
 from cosmos import DbtTaskGroup
 
-from include.vyapar import cosmos_config, settings
+from include.vyapar import cosmos_config, settings, status_board
 from include.vyapar.alerting import callbacks
 from include.vyapar.alerting.config import load_alerting_config
 from include.vyapar.schedules import PipelineSchedule, Schedules, load_schedules
@@ -90,9 +91,21 @@ def _skip_unless_selected(context) -> None:
 
 
 def _before_dbt_task(context) -> None:
-    """pre_execute of every dbt task: the selection check, then the watchdog (slow and resource alerts)."""
+    """pre_execute of every dbt task: the selection check, then the watchdog (slow and resource alerts); the
+    watcher producer's per-node results go to its status board (include/vyapar/status_board.py)."""
     _skip_unless_selected(context)
     callbacks.start_task_watch(context)
+    if getattr(context["task"], "_vyapar_producer", False) and (getattr(context["ti"], "try_number", 1) or 1) == 1:
+        # (A retry of the producer is skipped by Cosmos, after restoring the first try's XComs key by key.)
+        status_board.open_for(context)
+
+
+def _after_dbt_task(context, result=None) -> None:
+    """post_execute of every dbt task: the board's last push, the watchdog stops."""
+    try:
+        status_board.close_for(context)
+    finally:
+        callbacks.stop_task_watch(context, result)
 
 
 def build_dag(schedules: Schedules, schedule: PipelineSchedule) -> DAG:
@@ -162,10 +175,11 @@ def build_dag(schedules: Schedules, schedule: PipelineSchedule) -> DAG:
                 "pool": settings.WAREHOUSE_POOL,
                 "full_refresh": "{{ params.full_refresh }}",
                 "pre_execute": _before_dbt_task,
-                "post_execute": callbacks.stop_task_watch,
-                # Cosmos calls this with dbt's target/ folder after every dbt run, before it raises on a failed
-                # result: per-node results, baselines, recoveries and test warnings come from dbt's own artifacts.
-                "callback": callbacks.record_dbt_results,
+                "post_execute": _after_dbt_task,
+                # Cosmos calls these with dbt's target/ folder after every dbt run, before it raises on a failed
+                # result: the producer's status board goes out at once; per-node results, baselines, recoveries
+                # and test warnings come from dbt's own artifacts.
+                "callback": [status_board.flush_after_dbt, callbacks.record_dbt_results],
                 # Skipped (unselected) upstream models must not block selected downstream ones.
                 "trigger_rule": "none_failed",
             },
@@ -180,6 +194,7 @@ def _tune_watcher_sensors(dag: DAG) -> None:
     (include/vyapar/watcher.py). Local execution has no sensors: nothing changes there."""
     if any(isinstance(t, BaseSensorOperator) for t in dag.tasks):
         from include.vyapar.watcher import (
+            settle_the_done_gate_without_a_worker,
             start_producer_beside,
             start_sensors_in_triggerer,
             watch_tests_beside_their_model,
@@ -188,6 +203,7 @@ def _tune_watcher_sensors(dag: DAG) -> None:
         start_sensors_in_triggerer(dag.tasks, settings.WAREHOUSE_POOL)
         watch_tests_beside_their_model(dag.tasks)
         start_producer_beside(dag.tasks)
+        settle_the_done_gate_without_a_worker(dag.tasks)
 
 
 def _import_callable(path: str):
@@ -224,15 +240,17 @@ def build_watcher_dag(schedules: Schedules, watcher: PipelineSchedule) -> DAG:
     return dag
 
 
-def build_all_dags(schedules: Schedules | None = None, only: str | None = None) -> dict[str, DAG]:
-    """Every DAG; with `only` (a task process's own DAG, from Airflow's parsing context) just that one when it is
-    ours: a task starts by parsing this file, and building all fourteen (twelve Cosmos groups) cost it seconds."""
+def build_all_dags(schedules: Schedules | None = None, only: str | Iterable[str] | None = None) -> dict[str, DAG]:
+    """Every DAG; with `only` (include/vyapar/parse_scope.py: a task process's own DAG, the DAGs of the callbacks
+    a dag-processor parse runs) just those when they are ours: a task starts by parsing this file, and building all
+    fourteen (twelve Cosmos groups) cost it seconds."""
     # A bad alerting.yaml is an import error of this file, naming the key (YAML + validation only, no I/O else).
     load_alerting_config()
     schedules = schedules or load_schedules()
-    pipelines = [s for s in schedules.all if only in (None, s.dag_id)]
-    watchers = [w for w in schedules.watchers if only in (None, w.dag_id)]
-    if only is not None and not pipelines and not watchers:
+    wanted = {only} if isinstance(only, str) else set(only) if only is not None else None
+    pipelines = [s for s in schedules.all if wanted is None or s.dag_id in wanted]
+    watchers = [w for w in schedules.watchers if wanted is None or w.dag_id in wanted]
+    if wanted is not None and not pipelines and not watchers:
         return build_all_dags(schedules)
     dags = {s.dag_id: build_dag(schedules, s) for s in pipelines}
     dags.update({w.dag_id: build_watcher_dag(schedules, w) for w in watchers})

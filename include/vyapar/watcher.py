@@ -14,19 +14,25 @@ sends them to the dag-processor for a task ended by its trigger.
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
 from typing import Any, ClassVar
 
 from airflow.triggers.base import StartTriggerArgs, TaskFailedEvent, TaskSkippedEvent, TaskSuccessEvent, TriggerEvent
 from cosmos.listeners.dag_run_listener import EventStatus
 from cosmos.operators._watcher.base import BaseConsumerSensor
+from cosmos.operators._watcher.state import PRODUCER_FINAL_STATES
 from cosmos.operators._watcher.triggerer import WatcherEventReason, WatcherTrigger
 
+from include.vyapar.status_board import BOARD_KEY, on_board
+
 PLAN_TASK_ID = "plan_selection"  # dag_factory's task resolving a targeted run's `select` param
-# Poll the producer's progress every 2 s, not Cosmos' 10: the figure a sensor can lag the model it watches.
-POKE_SECONDS = 2
+# Poll the producer's progress every second, not Cosmos' 10: the figure a sensor can lag the model it watches.
+# The polls of a run's sensors share two reads (the producer's state and its status board), at most every
+# PRODUCER_STATE_TTL / BOARD_TTL seconds.
+POKE_SECONDS = 1
 
 
 class TriggererWatcherTrigger(WatcherTrigger):
@@ -35,26 +41,75 @@ class TriggererWatcherTrigger(WatcherTrigger):
     Started by the scheduler (start_from_trigger), its kwargs are fixed when the DAG is parsed: the run it watches
     comes from the task instance the triggerer attaches before running it."""
 
-    # The producer's state, shared by every sensor of its run in this triggerer for PRODUCER_STATE_TTL seconds:
-    # twenty sensors polling every 2 s each asked the API server for the same task state (CPU the build needed).
+    # The producer's state and its status board (include/vyapar/status_board.py), shared by every sensor of its
+    # run in this triggerer: twenty sensors polling their own keys queued one behind another (each read a round
+    # trip through the triggerer's supervisor and the API server) and took the CPU the build needed.
     PRODUCER_STATE_TTL = 1.0
+    BOARD_TTL = 0.5
     _producer_states: ClassVar[dict[tuple[str, str, str], tuple[float, Any]]] = {}
+    _boards: ClassVar[dict[tuple[str, str, str], tuple[float, Any]]] = {}
+    _producer_final_at: ClassVar[dict[tuple[str, str, str], float]] = {}
+    _fetch_locks: ClassVar[dict[tuple[str, tuple[str, str, str], int], asyncio.Lock]] = {}
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         _, kwargs = super().serialize()
         return f"{__name__}.{type(self).__name__}", kwargs
 
+    @property
+    def _run_key(self) -> tuple[str, str, str]:
+        return (self.dag_id, self.run_id, self.producer_task_id)
+
+    async def _shared(
+        self,
+        name: str,
+        store: dict,
+        ttl: float,
+        fetch: Callable[[], Awaitable[Any]],
+        fresh_after: float | None = None,
+    ) -> tuple[float, Any]:
+        """A read shared by the run's sensors: (when the read started, value); one read at a time per run."""
+        key = self._run_key
+        if len(store) > 256:  # runs long finished
+            store.clear()
+            self._fetch_locks.clear()
+        lock = self._fetch_locks.setdefault((name, key, id(asyncio.get_running_loop())), asyncio.Lock())
+        async with lock:
+            cached = store.get(key)
+            now = time.monotonic()
+            if cached and now - cached[0] < ttl and (fresh_after is None or cached[0] >= fresh_after):
+                return cached
+            store[key] = (now, await fetch())
+            return store[key]
+
     async def _get_producer_task_status(self) -> str | None:
-        key = (self.dag_id, self.run_id, self.producer_task_id)
-        cached = self._producer_states.get(key)
-        now = time.monotonic()
-        if cached and now - cached[0] < self.PRODUCER_STATE_TTL:
-            return cached[1]
-        state = await super()._get_producer_task_status()
-        if len(self._producer_states) > 256:  # runs long finished
-            self._producer_states.clear()
-        self._producer_states[key] = (now, state)
+        started, state = await self._shared(
+            "producer", self._producer_states, self.PRODUCER_STATE_TTL, super()._get_producer_task_status
+        )
+        if state in PRODUCER_FINAL_STATES:
+            if len(self._producer_final_at) > 256:
+                self._producer_final_at.clear()
+            self._producer_final_at.setdefault(self._run_key, started)
         return state
+
+    async def _board(self) -> dict[str, Any] | None:
+        # Once the producer is seen final, only a board read after that counts: its last push precedes its end.
+        fresh_after = self._producer_final_at.get(self._run_key)
+        _, board = await self._shared(
+            "board", self._boards, self.BOARD_TTL, lambda: self.get_xcom_val_af3(BOARD_KEY), fresh_after
+        )
+        return board if isinstance(board, dict) else None
+
+    async def get_xcom_val(self, key: str) -> Any | None:
+        """Per-node keys from the run's status board; others (and a producer without a board: an earlier version,
+        or a retry's restored XComs, read once it has ended) as Cosmos reads them."""
+        if not on_board(key):
+            return await super().get_xcom_val(key)
+        board = await self._board()
+        if board is not None:
+            return board.get(key)
+        if self._run_key in self._producer_final_at:
+            return await super().get_xcom_val(key)
+        return None
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         ti = self.task_instance
@@ -193,3 +248,20 @@ def start_producer_beside(tasks, plan_task_id: str = PLAN_TASK_ID) -> bool:
     for up_id in plan.upstream_task_ids:
         by_id[up_id].set_downstream(producer)
     return True
+
+
+def settle_the_done_gate_without_a_worker(tasks) -> int:
+    """Cosmos' `dbt_producer_watcher_done` gate (an EmptyOperator absorbing a skipped producer's state) inherits
+    the DAG's task callbacks from default_args, and an EmptyOperator with an on_success_callback is run by a worker
+    instead of being marked done by the scheduler: measured, it ended 1.2 s after the producer, the last task of
+    the run. It never fails on its own (nothing to alert or resolve): without its success callbacks the scheduler
+    settles it. Returns how many gates were changed."""
+    from cosmos.constants import PRODUCER_WATCHER_DONE_TASK_ID
+
+    changed = 0
+    for t in tasks:
+        if t.task_id.rsplit(".", 1)[-1] == PRODUCER_WATCHER_DONE_TASK_ID and t.inherits_from_empty_operator:
+            t.on_success_callback = None
+            t.on_execute_callback = None
+            changed += 1
+    return changed

@@ -83,11 +83,84 @@ def test_a_layer_runs_as_one_build_and_its_model_tasks_never_take_a_worker(watch
     )  # fmt: skip
     log.raise_for_status()
     assert "model.vyaparbazaar.int_customer_behavior" in log.text  # the trigger's lines: the model it watched
+    # Cosmos' done gate was settled by the scheduler (no worker); the per-node results went out as one XCom, the
+    # producer's status board (include/vyapar/status_board.py), not as an XCom per node
+    assert (
+        tis["dbt.dbt_producer_watcher_done"]["state"] == "success" and not tis["dbt.dbt_producer_watcher_done"]["pid"]
+    )
+    xcoms = f"{watcher_platform['base']}/api/v2/dags/vyapar_intermediate/dagRuns/{run_id}/taskInstances/dbt.dbt_producer_watcher/xcomEntries"
+    entries = requests.get(xcoms, headers=watcher_platform["headers"], timeout=10)
+    entries.raise_for_status()
+    keys = {e["key"] for e in entries.json()["xcom_entries"]}
+    assert "vyapar_status_board" in keys and not {k for k in keys if "__" in k}, keys
+    board = requests.get(f"{xcoms}/vyapar_status_board", params={"deserialize": True},
+                         headers=watcher_platform["headers"], timeout=10)  # fmt: skip
+    board.raise_for_status()
+    value = board.json()["value"]
+    value = json.loads(value) if isinstance(value, str) else value
+    assert value["model__vyaparbazaar__int_customer_behavior_status"]["status"] == "success"
+    assert value["model__vyaparbazaar__int_customer_behavior_tests_status"] == "pass"
     con = duckdb.connect(str(watcher_platform["root"] / "data" / "warehouse" / "vyaparbazaar.duckdb"), read_only=True)
     try:
         assert con.execute("select count(*) from intermediate.int_customer_behavior").fetchone()[0] > 0
     finally:
         con.close()
+
+
+def test_a_failing_model_fails_its_own_task_and_the_build_while_the_others_succeed(watcher_platform):
+    """A model whose input is missing: dbt fails it; on the first try its task fails in the triggerer (from the
+    producer's status board), the models beside it succeed, the one built on it waits, and the producer fails with
+    the build. (Retries then run the model by itself, a minute later: the test marks the run failed instead.)"""
+    base, headers = watcher_platform["base"], watcher_platform["headers"]
+    dag = f"{base}/api/v2/dags/vyapar_intermediate"
+    warehouse = str(watcher_platform["root"] / "data" / "warehouse" / "vyaparbazaar.duckdb")
+
+    def rename(old: str, new: str) -> None:
+        con = duckdb.connect(warehouse)
+        try:
+            con.execute(f"alter table staging.{old} rename to {new}")
+        finally:
+            con.close()
+
+    def tis(run_id: str) -> dict[str, dict]:
+        got = requests.get(f"{dag}/dagRuns/{run_id}/taskInstances", params={"limit": 200}, headers=headers,
+                           timeout=10).json()["task_instances"]  # fmt: skip
+        return {t["task_id"]: t for t in got}
+
+    rename("stg_payments", "stg_payments_away")
+    try:
+        requests.patch(dag, json={"is_paused": False}, headers=headers, timeout=10).raise_for_status()
+        run = requests.post(f"{dag}/dagRuns", json={"logical_date": None, "conf": {"select": ""}}, headers=headers,
+                            timeout=10)  # fmt: skip
+        run.raise_for_status()
+        run_id = run.json()["dag_run_id"]
+
+        def first_try_over():
+            now = tis(run_id)
+            ended = {"failed", "up_for_retry"}
+            done = (
+                now["dbt.int_orders_enriched.run"]["state"] in ended
+                and now["dbt.dbt_producer_watcher"]["state"] in ended
+            )
+            return now if done and now["dbt.int_orders_enriched.run"]["try_number"] == 1 else None
+
+        now = _wait_for(first_try_over, 600, "the failing model's first try", watcher_platform["proc"],
+                        watcher_platform["log"])  # fmt: skip
+        requests.patch(f"{dag}/dagRuns/{run_id}", json={"state": "failed"}, headers=headers,
+                       timeout=10).raise_for_status()  # fmt: skip
+        requests.patch(dag, json={"is_paused": True}, headers=headers, timeout=10).raise_for_status()
+    finally:
+        rename("stg_payments_away", "stg_payments")
+    states = {k: t["state"] for k, t in now.items()}
+    assert not now["dbt.int_orders_enriched.run"]["pid"], "the failed model's task should end in the triggerer"
+    assert states["dbt.int_as_of.run"] == "success" and states["dbt.int_clickstream_events.run"] == "success", states
+    assert states["dbt.int_customer_behavior.run"] not in {"success", "running", "deferred"}, states
+    log = requests.get(
+        f"{dag}/dagRuns/{run_id}/taskInstances/dbt.int_orders_enriched.run/logs/1",
+        headers={**headers, "Accept": "application/json"}, timeout=10,
+    )  # fmt: skip
+    log.raise_for_status()
+    assert "stg_payments" in log.text  # dbt's error, from the board's record of the node
 
 
 def test_a_targeted_run_builds_only_the_selected_model(watcher_platform):

@@ -1,0 +1,203 @@
+"""The watcher producer's status board (include/vyapar/status_board.py), the triggers reading it
+(include/vyapar/watcher.py), the parse scope of a dag-processor callback run (include/vyapar/parse_scope.py) and
+the dag-processor fix (include/vyapar/airflow_fixes.py). The real runs: tests/deployment/test_watcher_execution.py."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import airflow  # noqa: F401 -- before cosmos.constants (a circular import otherwise)
+import pydantic
+from cosmos.constants import _DBT_STARTUP_EVENTS_XCOM_KEY
+from cosmos.operators._watcher.base import _store_startup_event_from_log
+from cosmos.operators._watcher.state import safe_xcom_push
+
+from include.vyapar import status_board
+from include.vyapar.status_board import BOARD_KEY, StatusBoard
+
+REPO = Path(__file__).resolve().parents[2]
+STATUS = "model__vyaparbazaar__stg_orders_status"
+
+
+class RecordingTI(pydantic.BaseModel):
+    """A task instance's XCom methods on a pydantic model (the SDK's RuntimeTaskInstance is one): what it pushed."""
+
+    task_id: str = "dbt.dbt_producer_watcher"
+    pushed: list = []
+
+    def xcom_push(self, key: str, value: Any) -> None:
+        self.pushed.append((key, json.loads(json.dumps(value))))
+
+    def xcom_pull(self, task_ids=None, key="return_value", **_: Any) -> Any:
+        values = [v for k, v in self.pushed if k == key]
+        return values[-1] if values else None
+
+
+def test_per_node_results_go_to_one_board_xcom_and_the_rest_as_before():
+    ti = RecordingTI()
+    board = StatusBoard.open(ti, flush_seconds=3600)
+    assert ti.pushed == [(BOARD_KEY, {})]  # an empty board first: the sensors know one is coming
+    safe_xcom_push(ti, STATUS, {"status": "success", "outlet_uris": []})
+    safe_xcom_push(ti, "model__vyaparbazaar__stg_orders_tests_status", "pass")
+    safe_xcom_push(ti, "model__vyaparbazaar__stg_orders_dbt_event", {"status": "success", "msg": "OK"})
+    safe_xcom_push(ti, "model__vyaparbazaar__stg_orders_compiled_sql", "select 1")  # dropped
+    safe_xcom_push(ti, "task_status", "completed")  # not a node's: pushed on its own
+    assert ti.pushed[1:] == [("task_status", "completed")]
+    board.flush()
+    board.flush()  # unchanged: no second push
+    boards = [v for k, v in ti.pushed if k == BOARD_KEY]
+    assert len(boards) == 2 and boards[-1] == {
+        STATUS: {"status": "success", "outlet_uris": []},
+        "model__vyaparbazaar__stg_orders_tests_status": "pass",
+        "model__vyaparbazaar__stg_orders_dbt_event": {"status": "success", "msg": "OK"},
+    }
+    board.close()
+    assert "xcom_push" not in ti.__dict__ and StatusBoard.of(ti) is None  # the task instance's own methods back
+
+
+def test_dbt_startup_events_are_read_back_from_the_board():
+    ti = RecordingTI()
+    board = StatusBoard.open(ti, flush_seconds=3600)
+    for name in ("MainReportVersion", "AdapterRegistered"):  # Cosmos pulls the list, appends, pushes it back
+        _store_startup_event_from_log(ti, {"info": {"name": name, "msg": name, "ts": ""}})
+    board.close()
+    last = [v for k, v in ti.pushed if k == BOARD_KEY][-1]
+    assert [e["name"] for e in last[_DBT_STARTUP_EVENTS_XCOM_KEY]] == ["MainReportVersion", "AdapterRegistered"]
+
+
+def test_the_board_goes_out_every_tick_while_dbt_runs_and_a_failed_push_is_retried():
+    ti = RecordingTI()
+    fails = {"left": 1}
+    real_push = ti.xcom_push
+
+    def flaky(key, value):
+        if key == BOARD_KEY and len(ti.pushed) > 0 and fails["left"]:
+            fails["left"] -= 1
+            raise ConnectionError("API server away")
+        real_push(key, value)
+
+    object.__setattr__(ti, "xcom_push", flaky)
+    board = StatusBoard.open(ti, flush_seconds=0.05)
+    safe_xcom_push(ti, STATUS, {"status": "success", "outlet_uris": []})
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and not any(k == BOARD_KEY and STATUS in v for k, v in ti.pushed):
+        time.sleep(0.02)
+    board.close()
+    assert fails["left"] == 0 and any(k == BOARD_KEY and STATUS in v for k, v in ti.pushed)
+
+
+def test_cosmos_callback_and_post_execute_flush_and_close_the_producers_board():
+    ti = RecordingTI()
+    context = {"ti": ti}
+    status_board.open_for(context)
+    safe_xcom_push(ti, STATUS, {"status": "error", "outlet_uris": []})
+    status_board.flush_after_dbt("/tmp/project", context=context)
+    assert [v for k, v in ti.pushed if k == BOARD_KEY][-1][STATUS]["status"] == "error"
+    status_board.close_for(context)
+    status_board.close_for(context)  # no board any more: nothing
+    status_board.flush_after_dbt("/tmp/project", context={"ti": RecordingTI()})  # a task without a board
+
+
+def test_the_sensors_of_a_run_share_their_reads_and_read_the_board_again_once_the_producer_ended():
+    from include.vyapar.watcher import TriggererWatcherTrigger
+
+    reads = {"board": 0, "producer": 0, "per_key": 0}
+    state = {"producer": "running", "board": {STATUS: {"status": "success", "outlet_uris": []}}}
+
+    class Counting(TriggererWatcherTrigger):
+        async def get_xcom_val_af3(self, key):
+            if key == BOARD_KEY:
+                reads["board"] += 1
+                await asyncio.sleep(0.01)
+                return dict(state["board"])
+            reads["per_key"] += 1
+            return None
+
+    async def producer_state(self):
+        reads["producer"] += 1
+        return state["producer"]
+
+    Counting.__mro__[2]._get_producer_task_status, original = producer_state, Counting.__mro__[2]._get_producer_task_status
+    try:
+        triggers = [
+            Counting(model_unique_id=f"model.vyaparbazaar.m{i}", producer_task_id="dbt.dbt_producer_watcher",
+                     dag_id="d", run_id=f"r{time.monotonic()}", map_index=-1, poke_interval=1)  # fmt: skip
+            for i in range(20)
+        ]
+        run_id = triggers[0].run_id
+        for t in triggers:
+            t.run_id = run_id
+
+        async def poll_all():
+            return await asyncio.gather(*(t.get_xcom_val(STATUS) for t in triggers))
+
+        values = asyncio.run(poll_all())
+        assert values == [{"status": "success", "outlet_uris": []}] * 20
+        assert reads["board"] == 1 and reads["per_key"] == 0  # one read for twenty sensors
+        asyncio.run(poll_all())
+        assert reads["board"] == 1  # within BOARD_TTL
+        state["producer"] = "success"
+        state["board"][STATUS] = {"status": "success", "outlet_uris": ["x"]}
+
+        async def producer_then_status():
+            await asyncio.gather(*(t._get_producer_task_status() for t in triggers))
+            return await poll_all()
+
+        values = asyncio.run(producer_then_status())
+        assert reads["producer"] == 1  # one read for twenty sensors too
+        assert reads["board"] == 2 and values[0]["outlet_uris"] == ["x"]  # the board as of the producer's end
+        assert asyncio.run(triggers[0].get_xcom_val("task_status")) is None and reads["per_key"] == 1
+    finally:
+        Counting.__mro__[2]._get_producer_task_status = original
+
+
+def test_a_dag_processor_callback_run_builds_only_its_callbacks_dags(tmp_path):
+    """airflow.dag_processing.processor._parse_file itself, with a DAG callback request for one DAG."""
+    dag_file = tmp_path / "probe_dags.py"
+    record = tmp_path / "built.json"
+    dag_file.write_text(
+        "# airflow dag\nimport json\nfrom include.vyapar.parse_scope import dag_ids_to_build\n"
+        f"ids = dag_ids_to_build()\nopen({str(record)!r}, 'w').write(json.dumps(sorted(ids) if ids else None))\n"
+    )
+    script = f"""
+import airflow, structlog
+from airflow.callbacks.callback_requests import DagCallbackRequest
+from airflow.dag_processing.processor import DagFileParseRequest, _parse_file
+request = DagCallbackRequest(filepath={dag_file.name!r}, dag_id="vyapar_marts", run_id="r1", bundle_name="dags-folder",
+                             bundle_version=None, is_failure_callback=False, msg="success")
+_parse_file(DagFileParseRequest(file={str(dag_file)!r}, bundle_path={str(tmp_path)!r}, bundle_name="dags-folder",
+                                callback_requests=[request]), structlog.get_logger())
+print(open({str(record)!r}).read())
+_parse_file(DagFileParseRequest(file={str(dag_file)!r}, bundle_path={str(tmp_path)!r}, bundle_name="dags-folder"),
+            structlog.get_logger())
+print(open({str(record)!r}).read())
+"""
+    out = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=300)
+    lines = [line for line in out.stdout.splitlines() if line.startswith(("[", "null"))]
+    assert lines == ['["vyapar_marts"]', "null"], out.stdout[-2000:] + out.stderr[-3000:]
+
+
+def test_a_callback_only_run_keeps_the_files_parse_time_in_the_dag_processor():
+    from airflow.dag_processing.manager import DagFileInfo, DagFileProcessorManager, DagFileStat
+
+    from include.vyapar import airflow_fixes
+
+    airflow_fixes.install(["airflow", "dag-processor"])  # the module is imported: patched at once
+    assert getattr(DagFileProcessorManager.handle_parsing_result, "__vyapar_fix__", False)
+
+    class Proc:
+        had_callbacks, parsing_result, start_time = True, None, time.monotonic()
+
+    manager = object.__new__(DagFileProcessorManager)
+    file = DagFileInfo(rel_path=Path("vyaparbazaar_pipelines.py"), bundle_name="dags-folder")
+    parsed_at = __import__("datetime").datetime(2026, 11, 27, tzinfo=__import__("datetime").UTC)
+    object.__setattr__(manager, "_file_stats", {file: DagFileStat(last_finish_time=parsed_at, run_count=3)})
+    object.__setattr__(manager, "_multi_team", False)
+    DagFileProcessorManager.handle_parsing_result(manager, file, Proc())
+    assert manager._file_stats[file].last_finish_time == parsed_at  # not None: the next parse waits its interval
