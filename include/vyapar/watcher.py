@@ -144,12 +144,21 @@ class TriggererWatcherTrigger(WatcherTrigger):
             return
 
     async def _log_node_result(self) -> None:
-        """The model's dbt result (status, timing, message) in this task's log, as Cosmos' execute_complete logs it
-        on a worker; the producer's log has the whole build's output."""
+        """The model's dbt result (status, times and, when it failed, dbt's error) in this task's log, from the
+        producer's status board; the producer's log has the whole build's output. (Cosmos' own logging of it goes
+        to its module logger, which the trigger's log does not show.)"""
         try:
-            from cosmos.operators._watcher.state import _log_dbt_event, get_dbt_event_xcom_key
+            from cosmos.operators._watcher.state import DBT_FAILED_STATUSES, get_dbt_event_xcom_key
 
-            _log_dbt_event(await self.get_xcom_val(get_dbt_event_xcom_key(self.model_unique_id)))
+            event = await self.get_xcom_val(get_dbt_event_xcom_key(self.model_unique_id))
+            if isinstance(event, dict):
+                status = str(event.get("status"))
+                if status in DBT_FAILED_STATUSES and event.get("msg"):
+                    self.log.error("dbt %s %s: %s", self.model_unique_id, status, event["msg"])
+                self.log.info(
+                    "dbt %s: %s (started %s, finished %s)",
+                    self.model_unique_id, status, event.get("start_time"), event.get("finish_time"),
+                )  # fmt: skip
         except Exception:  # noqa: BLE001 — a log line must never decide the task's state
             self.log.info("dbt result of %s: see the producer task's log", self.model_unique_id)
         self.log.info("dbt output of the whole build: task %s of this run", self.producer_task_id)

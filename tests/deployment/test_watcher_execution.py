@@ -155,12 +155,17 @@ def test_a_failing_model_fails_its_own_task_and_the_build_while_the_others_succe
     assert not now["dbt.int_orders_enriched.run"]["pid"], "the failed model's task should end in the triggerer"
     assert states["dbt.int_as_of.run"] == "success" and states["dbt.int_clickstream_events.run"] == "success", states
     assert states["dbt.int_customer_behavior.run"] not in {"success", "running", "deferred"}, states
-    log = requests.get(
-        f"{dag}/dagRuns/{run_id}/taskInstances/dbt.int_orders_enriched.run/logs/1",
-        headers={**headers, "Accept": "application/json"}, timeout=10,
-    )  # fmt: skip
-    log.raise_for_status()
-    assert "stg_payments" in log.text  # dbt's error, from the board's record of the node
+
+    def log_of(task_id: str) -> str:
+        got = requests.get(f"{dag}/dagRuns/{run_id}/taskInstances/{task_id}/logs/1",
+                           headers={**headers, "Accept": "application/json"}, timeout=10)  # fmt: skip
+        got.raise_for_status()
+        return got.text
+
+    # the model's task says it failed and where dbt's output is; the producer's log has dbt's error
+    model_log = log_of("dbt.int_orders_enriched.run")
+    assert "model.vyaparbazaar.int_orders_enriched' failed" in model_log and "dbt.dbt_producer_watcher" in model_log
+    assert "stg_payments does not exist" in log_of("dbt.dbt_producer_watcher")
 
 
 def test_a_targeted_run_builds_only_the_selected_model(watcher_platform):
