@@ -85,19 +85,19 @@ def daily_build(scale: Scale) -> dict:
     }  # fmt: skip
 
 
-# The layer DAGs' selections, in the order the daily build triggers them (bench.airflow_run.LAYERS).
-LAYER_SELECTS = ["staging", "intermediate", "dimensions", "facts", "marts", "ml"]
-
-
 def daily_build_per_layer(scale: Scale) -> dict:
     """The daily build as plain dbt split the way the layer DAGs split it: one `dbt build` CLI process per layer,
     one after the other, from the baseline warehouse. Against the single build: what splitting alone costs (each
     process starts dbt, parses, opens the warehouse cold); against Airflow: what Airflow adds beyond the split."""
+    from include.vyapar.schedules import load_schedules
+
+    # the layer DAGs' own selections, in schedule order (the sources layer lands data; the daily build starts after)
+    selections = {layer.name: layer.select for layer in load_schedules().layers if not layer.lands_raw_batch}
     scale.restore()
     dbt(scale, "parse", target="target_layers")  # untimed: each layer then starts from a partial parse, as in Airflow
     layers, node_seconds = {}, 0.0
-    for layer in LAYER_SELECTS:
-        result = dbt(scale, "build", "--select", f"path:models/{layer}", target="target_layers")
+    for layer, select in selections.items():
+        result = dbt(scale, "build", "--select", *select, target="target_layers")
         timings = node_timings(scale, target="target_layers")
         node_seconds += sum(timings.values())
         layers[layer] = {"seconds": result.seconds, "ok": result.returncode == 0, "nodes": len(timings)}

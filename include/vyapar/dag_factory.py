@@ -95,8 +95,7 @@ def _before_dbt_task(context) -> None:
     watcher producer's per-node results go to its status board (include/vyapar/status_board.py)."""
     _skip_unless_selected(context)
     callbacks.start_task_watch(context)
-    if getattr(context["task"], "_vyapar_producer", False) and (getattr(context["ti"], "try_number", 1) or 1) == 1:
-        # (A retry of the producer is skipped by Cosmos, after restoring the first try's XComs key by key.)
+    if getattr(context["task"], "_vyapar_producer", False):
         status_board.open_for(context)
 
 

@@ -124,9 +124,12 @@ class StatusBoard:
 
 
 def open_for(context: Any) -> StatusBoard | None:
-    """pre_execute of the watcher producer: per-node results go to the board for this execution."""
+    """pre_execute of the watcher producer: per-node results go to the board for this execution. Not on a retry:
+    Cosmos skips the producer then, after restoring the first try's XComs key by key (the sensors read those)."""
     ti = context.get("ti")
-    return StatusBoard.open(ti) if ti is not None else None
+    if ti is None or (getattr(ti, "try_number", 1) or 1) > 1:
+        return None
+    return StatusBoard.open(ti)
 
 
 def flush_after_dbt(project_dir: str, context: Any = None, **_: Any) -> None:
