@@ -193,6 +193,7 @@ def _tune_watcher_sensors(dag: DAG) -> None:
     (include/vyapar/watcher.py). Local execution has no sensors: nothing changes there."""
     if any(isinstance(t, BaseSensorOperator) for t in dag.tasks):
         from include.vyapar.watcher import (
+            end_each_sensor_on_its_own_result,
             settle_the_done_gate_without_a_worker,
             start_producer_beside,
             start_sensors_in_triggerer,
@@ -203,6 +204,7 @@ def _tune_watcher_sensors(dag: DAG) -> None:
         watch_tests_beside_their_model(dag.tasks)
         start_producer_beside(dag.tasks)
         settle_the_done_gate_without_a_worker(dag.tasks)
+        end_each_sensor_on_its_own_result(dag.tasks)  # last: it reads the rewired graph
 
 
 def _import_callable(path: str):

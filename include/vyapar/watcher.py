@@ -10,6 +10,14 @@ What still resumes on a worker, through Cosmos' own `execute_complete`: a produc
 before reporting the model, and a retry (Cosmos' fallback there runs dbt for that model itself). A model that is
 not in a targeted run's selection (plan_selection) is skipped in the triggerer. Task callbacks still run: Airflow
 sends them to the dag-processor for a task ended by its trigger.
+
+The sensors of a run all start at once and each ends on its own model's result (`end_each_sensor_on_its_own_result`):
+the graph keeps the models' lineage, but a sensor no longer waits for the sensors upstream of it to end first. The
+producer's single `dbt build` already orders the models; waiting added a scheduler-and-triggerer round trip (1-2 s)
+per level of lineage after the build had finished. Where a sensor does depend on its upstream tasks it waits for them
+itself, as the `none_failed` rule would have: before running dbt on a worker (a retry, a targeted run, a producer
+that failed before reporting), and, for a model dbt skipped because something upstream failed, it ends skipped
+(dbt's own word for it) instead of failed, so only the model that failed alerts.
 """
 
 from __future__ import annotations
@@ -22,8 +30,9 @@ from typing import Any, ClassVar
 
 from airflow.triggers.base import StartTriggerArgs, TaskFailedEvent, TaskSkippedEvent, TaskSuccessEvent, TriggerEvent
 from cosmos.listeners.dag_run_listener import EventStatus
+from cosmos.operators._watcher.aggregation import get_tests_status_xcom_key
 from cosmos.operators._watcher.base import BaseConsumerSensor
-from cosmos.operators._watcher.state import PRODUCER_FINAL_STATES
+from cosmos.operators._watcher.state import PRODUCER_FINAL_STATES, get_status_xcom_key, is_dbt_node_status_failed
 from cosmos.operators._watcher.triggerer import WatcherEventReason, WatcherTrigger
 
 from include.vyapar.status_board import BOARD_KEY, on_board
@@ -32,7 +41,10 @@ PLAN_TASK_ID = "plan_selection"  # dag_factory's task resolving a targeted run's
 # Poll the producer's progress every second, not Cosmos' 10: the figure a sensor can lag the model it watches.
 # The polls of a run's sensors share two reads (the producer's state and its status board), at most every
 # PRODUCER_STATE_TTL / BOARD_TTL seconds.
-POKE_SECONDS = 1
+POKE_SECONDS = 0.5
+# Task states in which an upstream task has ended; those of them that stop a task under the `none_failed` rule.
+ENDED_STATES = frozenset({"success", "failed", "upstream_failed", "skipped", "removed"})
+FAILED_STATES = frozenset({"failed", "upstream_failed"})
 
 
 class TriggererWatcherTrigger(WatcherTrigger):
@@ -45,14 +57,23 @@ class TriggererWatcherTrigger(WatcherTrigger):
     # run in this triggerer: twenty sensors polling their own keys queued one behind another (each read a round
     # trip through the triggerer's supervisor and the API server) and took the CPU the build needed.
     PRODUCER_STATE_TTL = 1.0
-    BOARD_TTL = 0.5
+    BOARD_TTL = 0.25
     _producer_states: ClassVar[dict[tuple[str, str, str], tuple[float, Any]]] = {}
     _boards: ClassVar[dict[tuple[str, str, str], tuple[float, Any]]] = {}
     _producer_final_at: ClassVar[dict[tuple[str, str, str], float]] = {}
     _fetch_locks: ClassVar[dict[tuple[str, tuple[str, str, str], int], asyncio.Lock]] = {}
 
+    def __init__(self, *args: Any, wait_for: list[str] | None = None, upstream_models: list[str] | None = None,
+                 **kwargs: Any) -> None:  # fmt: skip
+        """`wait_for`: the tasks this sensor depends on (its upstream tasks in the graph, and a test sensor's model
+        task); `upstream_models`: the models in this build whose failure makes dbt skip this sensor's node."""
+        super().__init__(*args, **kwargs)
+        self.wait_for = list(wait_for or [])
+        self.upstream_models = list(upstream_models or [])
+
     def serialize(self) -> tuple[str, dict[str, Any]]:
         _, kwargs = super().serialize()
+        kwargs.update(wait_for=self.wait_for, upstream_models=self.upstream_models)
         return f"{__name__}.{type(self).__name__}", kwargs
 
     @property
@@ -118,30 +139,74 @@ class TriggererWatcherTrigger(WatcherTrigger):
             self.run_id = self.run_id or ti.run_id
             if (getattr(ti, "try_number", 1) or 1) > 1:
                 # A retry (or a cleared task): Cosmos runs dbt for this model itself, on a worker, as its own
-                # sensors do on a retry; the producer's run is over.
-                if await self._selected():
-                    yield TriggerEvent({"status": EventStatus.FAILED, "reason": WatcherEventReason.PRODUCER_SKIPPED})
-                else:
-                    yield TaskSkippedEvent()
+                # sensors do on a retry; the producer's run is over. First the tasks it depends on (cleared with
+                # it, they run their own dbt first).
+                yield await self._on_a_worker_after_upstream(
+                    TriggerEvent({"status": EventStatus.FAILED, "reason": WatcherEventReason.PRODUCER_SKIPPED})
+                )
                 return
         async for event in super().run():
             payload = event.payload if isinstance(event.payload, dict) else {}
             status = payload.get("status")
             if status in (EventStatus.SUCCESS, EventStatus.SKIPPED, EventStatus.FAILED):
                 await self._log_node_result()
+            node_failed = status == EventStatus.FAILED and payload.get("reason") == WatcherEventReason.NODE_FAILED
             if status == EventStatus.SUCCESS:
                 yield TaskSuccessEvent()
-            elif status == EventStatus.SKIPPED:
-                yield TaskSkippedEvent()
-            elif status == EventStatus.FAILED and payload.get("reason") == WatcherEventReason.NODE_FAILED:
-                # The producer fails with it and alerts (its dbt results name the model and its error).
-                yield TaskFailedEvent()
-            elif not await self._selected():
-                # the producer was skipped (a targeted run) and this model is not in the run's selection
-                yield TaskSkippedEvent()
+            elif status == EventStatus.SKIPPED or node_failed:
+                if failed := await self._failed_upstream_in_build():
+                    # dbt skipped it because a model upstream failed (whose own task fails and alerts); Cosmos
+                    # reports such a node failed
+                    self.log.warning("dbt skipped %s: upstream %s failed in this build", self.model_unique_id,
+                                     ", ".join(failed))  # fmt: skip
+                    yield TaskSkippedEvent()
+                elif node_failed:
+                    # The producer fails with it and alerts (its dbt results name the model and its error).
+                    yield TaskFailedEvent()
+                else:
+                    yield TaskSkippedEvent()
             else:
-                yield event  # resume on a worker: Cosmos decides (fallback run for a selected model, failure)
+                yield await self._on_a_worker_after_upstream(event)
             return
+
+    async def _on_a_worker_after_upstream(self, event: TriggerEvent) -> TriggerEvent:
+        """The event that resumes the task on a worker (Cosmos decides there: a fallback dbt run of the model, or a
+        failure), once every task it depends on has ended; skipped if one of those failed, or if the model is not
+        in the run's selection."""
+        if failed := await self._failed_upstream_tasks():
+            self.log.warning("%s not run: upstream %s failed", self.model_unique_id, ", ".join(failed))
+            return TaskSkippedEvent()
+        if not await self._selected():  # the producer was skipped (a targeted run) and this model is not selected
+            return TaskSkippedEvent()
+        return event
+
+    async def _failed_upstream_tasks(self) -> list[str]:
+        """Wait until the tasks in `wait_for` have all ended; those of them that failed."""
+        if not self.wait_for:
+            return []
+        from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
+        from asgiref.sync import sync_to_async
+
+        while True:
+            states = await sync_to_async(RuntimeTaskInstance.get_task_states)(
+                dag_id=self.dag_id, task_ids=self.wait_for, run_ids=[self.run_id]
+            )
+            got = {t: str(getattr(s, "value", s)) for t, s in (states.get(self.run_id) or {}).items()}
+            if all(got.get(t) in ENDED_STATES for t in self.wait_for):
+                return sorted(t for t in self.wait_for if got[t] in FAILED_STATES)
+            await asyncio.sleep(self.poke_interval)
+
+    async def _failed_upstream_in_build(self) -> list[str]:
+        """The models of `upstream_models` that failed in the producer's build, or whose tests failed."""
+        failed = []
+        for model in self.upstream_models:
+            status = await self.get_xcom_val(get_status_xcom_key(model))
+            if isinstance(status, dict):
+                status = status.get("status")
+            tests = await self.get_xcom_val(get_tests_status_xcom_key(model))
+            if is_dbt_node_status_failed(status) or is_dbt_node_status_failed(tests):
+                failed.append(model)
+        return failed
 
     async def _log_node_result(self) -> None:
         """The model's dbt result (status, times and, when it failed, dbt's error) in this task's log, from the
@@ -257,6 +322,29 @@ def start_producer_beside(tasks, plan_task_id: str = PLAN_TASK_ID) -> bool:
     for up_id in plan.upstream_task_ids:
         by_id[up_id].set_downstream(producer)
     return True
+
+
+def end_each_sensor_on_its_own_result(tasks) -> int:
+    """Every watcher sensor starts with the run (trigger rule `always`) and ends on its own model's result; the
+    tasks it depends on go to its trigger (`wait_for`: its upstream tasks and, for a test sensor, its model's task;
+    `upstream_models`: the models of this build whose failure makes dbt skip its node). Call after the graph's last
+    rewiring. Returns how many sensors were changed."""
+    from airflow.task.trigger_rule import TriggerRule
+
+    by_id = {t.task_id: t for t in tasks}
+    sensors = [t for t in tasks if isinstance(t, BaseConsumerSensor) and t.start_trigger_args is not None]
+    model_task = {t.model_unique_id: t.task_id for t in sensors if not t.is_test_sensor}
+    for t in sensors:
+        wait_for = set(t.upstream_task_ids)
+        models = {by_id[u].model_unique_id for u in wait_for if isinstance(by_id.get(u), BaseConsumerSensor)}
+        if t.is_test_sensor and t.model_unique_id in model_task:
+            wait_for.add(model_task[t.model_unique_id])
+            models.add(t.model_unique_id)
+        if PLAN_TASK_ID in by_id:  # its XCom says whether the model is selected: read only once it has ended
+            wait_for.add(PLAN_TASK_ID)
+        t.trigger_rule = TriggerRule.ALWAYS
+        t.start_trigger_args.trigger_kwargs.update(wait_for=sorted(wait_for), upstream_models=sorted(models))
+    return len(sensors)
 
 
 def settle_the_done_gate_without_a_worker(tasks) -> int:

@@ -201,3 +201,80 @@ def test_a_callback_only_run_keeps_the_files_parse_time_in_the_dag_processor():
     object.__setattr__(manager, "_multi_team", False)
     DagFileProcessorManager.handle_parsing_result(manager, file, Proc())
     assert manager._file_stats[file].last_finish_time == parsed_at  # not None: the next parse waits its interval
+
+
+def _watch(model: str, board: dict, producer: str, task_states: list[dict], **kwargs) -> tuple[list, list]:
+    """Run one TriggererWatcherTrigger to its event: the producer's board and state, and the states its upstream
+    tasks go through (one per read), as the triggerer would give them; returns (events, task-state reads)."""
+    from airflow.sdk.execution_time import task_runner
+
+    from include.vyapar.watcher import TriggererWatcherTrigger
+
+    reads: list = []
+
+    class Stubbed(TriggererWatcherTrigger):
+        async def get_xcom_val_af3(self, key):
+            return dict(board) if key == BOARD_KEY else None
+
+        async def _get_producer_task_status(self):
+            return producer
+
+        async def _selected(self):
+            return True
+
+    def get_task_states(dag_id, task_ids=None, run_ids=None, **_):
+        reads.append(sorted(task_ids))
+        return {run_ids[0]: task_states[min(len(reads), len(task_states)) - 1]}
+
+    original = task_runner.RuntimeTaskInstance.get_task_states
+    task_runner.RuntimeTaskInstance.get_task_states = staticmethod(get_task_states)
+    try:
+        trigger = Stubbed(model_unique_id=model, producer_task_id="dbt.dbt_producer_watcher", dag_id="d",
+                          run_id=f"r{time.monotonic()}", map_index=-1, poke_interval=0.01, **kwargs)  # fmt: skip
+        assert Stubbed(**trigger.serialize()[1]).wait_for == trigger.wait_for  # the kwargs survive the database
+
+        async def first_event():
+            async for event in trigger.run():
+                return [event]
+
+        return asyncio.run(first_event()), reads
+    finally:
+        task_runner.RuntimeTaskInstance.get_task_states = original
+
+
+def test_a_sensor_ends_on_its_own_result_and_a_model_dbt_skipped_for_a_failed_upstream_ends_skipped():
+    from airflow.triggers.base import TaskFailedEvent, TaskSkippedEvent, TaskSuccessEvent
+
+    up, down = "model.vyaparbazaar.int_orders_enriched", "model.vyaparbazaar.int_customer_behavior"
+    key = {m: f"{m.replace('.', '__')}_status" for m in (up, down)}
+    wait = {"wait_for": ["dbt.int_orders_enriched.run", "plan_selection"], "upstream_models": [up]}
+    # its model built: success at once, whatever the upstream tasks' states (nothing read)
+    events, reads = _watch(down, {key[down]: {"status": "success"}}, "running", [{}], **wait)
+    assert isinstance(events[0], TaskSuccessEvent) and reads == []
+    # dbt failed the upstream model and so did not build this one (Cosmos reports it failed): skipped, no alert
+    board = {key[up]: {"status": "error"}, key[down]: {"status": "failed"}}
+    events, _ = _watch(down, board, "running", [{}], **wait)
+    assert isinstance(events[0], TaskSkippedEvent)
+    # ... its upstream's tests failed: the same
+    board = {key[up]: {"status": "success"}, f"{up.replace('.', '__')}_tests_status": "fail",
+             key[down]: {"status": "failed"}}  # fmt: skip
+    assert isinstance(_watch(down, board, "running", [{}], **wait)[0][0], TaskSkippedEvent)
+    # the model itself failed: failed
+    board = {key[up]: {"status": "success"}, key[down]: {"status": "error"}}
+    assert isinstance(_watch(down, board, "running", [{}], **wait)[0][0], TaskFailedEvent)
+
+
+def test_a_sensor_that_must_run_on_a_worker_first_waits_for_its_upstream_tasks():
+    from airflow.triggers.base import TaskSkippedEvent
+
+    down = "model.vyaparbazaar.int_customer_behavior"
+    wait = {"wait_for": ["dbt.int_orders_enriched.run", "plan_selection"], "upstream_models": []}
+    running = {"dbt.int_orders_enriched.run": "running", "plan_selection": "success"}
+    # the producer was skipped (a targeted run): Cosmos' fallback runs the model on a worker, after its upstream
+    ok = {"dbt.int_orders_enriched.run": "success", "plan_selection": "success"}
+    events, reads = _watch(down, {}, "skipped", [running, running, ok], **wait)
+    assert len(reads) == 3 and events[0].payload["reason"] == "producer_skipped"
+    # ... and not at all when the upstream failed
+    failed = {"dbt.int_orders_enriched.run": "failed", "plan_selection": "success"}
+    events, reads = _watch(down, {}, "skipped", [running, failed], **wait)
+    assert len(reads) == 2 and isinstance(events[0], TaskSkippedEvent)

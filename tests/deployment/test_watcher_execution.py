@@ -107,10 +107,15 @@ def test_a_layer_runs_as_one_build_and_its_model_tasks_never_take_a_worker(watch
         con.close()
 
 
+# the tasks of the model built on the failing one, and of the failing model's tests
+SKIPPED_WITH_IT = ("dbt.int_customer_behavior.run", "dbt.int_customer_behavior.test", "dbt.int_orders_enriched.test")
+
+
 def test_a_failing_model_fails_its_own_task_and_the_build_while_the_others_succeed(watcher_platform):
     """A model whose input is missing: dbt fails it; on the first try its task fails in the triggerer (from the
-    producer's status board), the models beside it succeed, the one built on it waits, and the producer fails with
-    the build. (Retries then run the model by itself, a minute later: the test marks the run failed instead.)"""
+    producer's status board), the models beside it succeed, the one built on it and its tests end skipped (dbt
+    skipped them; no second alert), and the producer fails with the build. (Retries then run the model by itself, a
+    minute later: the test marks the run failed instead.)"""
     base, headers = watcher_platform["base"], watcher_platform["headers"]
     dag = f"{base}/api/v2/dags/vyapar_intermediate"
     warehouse = str(watcher_platform["root"] / "data" / "warehouse" / "vyaparbazaar.duckdb")
@@ -141,6 +146,7 @@ def test_a_failing_model_fails_its_own_task_and_the_build_while_the_others_succe
             done = (
                 now["dbt.int_orders_enriched.run"]["state"] in ended
                 and now["dbt.dbt_producer_watcher"]["state"] in ended
+                and all(now[t]["state"] not in {None, "scheduled", "deferred", "running"} for t in SKIPPED_WITH_IT)
             )
             return now if done and now["dbt.int_orders_enriched.run"]["try_number"] == 1 else None
 
@@ -154,7 +160,9 @@ def test_a_failing_model_fails_its_own_task_and_the_build_while_the_others_succe
     states = {k: t["state"] for k, t in now.items()}
     assert not now["dbt.int_orders_enriched.run"]["pid"], "the failed model's task should end in the triggerer"
     assert states["dbt.int_as_of.run"] == "success" and states["dbt.int_clickstream_events.run"] == "success", states
-    assert states["dbt.int_customer_behavior.run"] not in {"success", "running", "deferred"}, states
+    # dbt skipped the model built on it and the failed model's tests: so do their tasks, in the triggerer
+    for skipped in SKIPPED_WITH_IT:
+        assert states[skipped] == "skipped" and not now[skipped]["pid"], (skipped, states)
 
     def log_of(task_id: str) -> str:
         got = requests.get(f"{dag}/dagRuns/{run_id}/taskInstances/{task_id}/logs/1",
@@ -166,6 +174,8 @@ def test_a_failing_model_fails_its_own_task_and_the_build_while_the_others_succe
     model_log = log_of("dbt.int_orders_enriched.run")
     assert "model.vyaparbazaar.int_orders_enriched' failed" in model_log and "dbt.dbt_producer_watcher" in model_log
     assert "stg_payments does not exist" in log_of("dbt.dbt_producer_watcher")
+    skipped_log = log_of("dbt.int_customer_behavior.run")
+    assert "upstream" in skipped_log and "int_orders_enriched" in skipped_log, skipped_log[-3000:]
 
 
 def test_a_targeted_run_builds_only_the_selected_model(watcher_platform):
