@@ -29,7 +29,8 @@ def hourly_and_full(tmp_path_factory) -> Warehouse:
     compiled = (
         result.target_path / "compiled" / "vyaparbazaar" / "models" / "staging" / "stg_clickstream.sql"
     ).read_text()
-    assert "max(_loaded_at)" in compiled, "the last run should have been incremental"
+    # incremental: the arrival cutoff is in the SQL, as a literal (macros/incremental.sql)
+    assert "and _loaded_at > (" in compiled and "cast('2026-11-26" in compiled, "the last run should be incremental"
     wh.dbt("run", "--full-refresh", *SELECTION, duckdb_path=wh.root / "full.duckdb")
     return wh
 
