@@ -15,9 +15,10 @@ The sensors of a run all start at once and each ends on its own model's result (
 the graph keeps the models' lineage, but a sensor no longer waits for the sensors upstream of it to end first. The
 producer's single `dbt build` already orders the models; waiting added a scheduler-and-triggerer round trip (1-2 s)
 per level of lineage after the build had finished. Where a sensor does depend on its upstream tasks it waits for them
-itself, as the `none_failed` rule would have: before running dbt on a worker (a retry, a targeted run, a producer
-that failed before reporting), and, for a model dbt skipped because something upstream failed, it ends skipped
-(dbt's own word for it) instead of failed, so only the model that failed alerts.
+itself, as the `none_failed` rule would have, before running dbt on a worker: a retry, a targeted run, a producer
+that failed before reporting, and a model dbt skipped because a model upstream failed: once that model's task has
+succeeded on a retry, this one builds its model; if it failed for good, this one ends skipped (only the model that
+failed alerts).
 """
 
 from __future__ import annotations
@@ -155,11 +156,14 @@ class TriggererWatcherTrigger(WatcherTrigger):
                 yield TaskSuccessEvent()
             elif status == EventStatus.SKIPPED or node_failed:
                 if failed := await self._failed_upstream_in_build():
-                    # dbt skipped it because a model upstream failed (whose own task fails and alerts); Cosmos
-                    # reports such a node failed
-                    self.log.warning("dbt skipped %s: upstream %s failed in this build", self.model_unique_id,
-                                     ", ".join(failed))  # fmt: skip
-                    yield TaskSkippedEvent()
+                    # dbt skipped it because a model upstream failed (Cosmos reports such a node failed): that
+                    # model's task fails and alerts, and may yet succeed on a retry. This one waits for it, as
+                    # `none_failed` would: then it runs dbt itself on a worker, or ends skipped.
+                    self.log.warning("dbt skipped %s: upstream %s did not pass in this build; waiting for the "
+                                     "upstream task(s)", self.model_unique_id, ", ".join(failed))  # fmt: skip
+                    yield await self._on_a_worker_after_upstream(
+                        TriggerEvent({"status": EventStatus.FAILED, "reason": WatcherEventReason.PRODUCER_SKIPPED})
+                    )
                 elif node_failed:
                     # The producer fails with it and alerts (its dbt results name the model and its error).
                     yield TaskFailedEvent()
@@ -197,7 +201,8 @@ class TriggererWatcherTrigger(WatcherTrigger):
             await asyncio.sleep(self.poke_interval)
 
     async def _failed_upstream_in_build(self) -> list[str]:
-        """The models of `upstream_models` that failed in the producer's build, or whose tests failed."""
+        """The models of `upstream_models` that failed in the producer's build, or whose tests did not pass (as
+        Cosmos aggregates them: a test of several models that dbt skipped counts against each of them)."""
         failed = []
         for model in self.upstream_models:
             status = await self.get_xcom_val(get_status_xcom_key(model))

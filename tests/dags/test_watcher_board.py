@@ -242,7 +242,7 @@ def _watch(model: str, board: dict, producer: str, task_states: list[dict], **kw
         task_runner.RuntimeTaskInstance.get_task_states = original
 
 
-def test_a_sensor_ends_on_its_own_result_and_a_model_dbt_skipped_for_a_failed_upstream_ends_skipped():
+def test_a_sensor_ends_on_its_own_result_and_a_model_dbt_skipped_for_a_failed_upstream_waits_for_it():
     from airflow.triggers.base import TaskFailedEvent, TaskSkippedEvent, TaskSuccessEvent
 
     up, down = "model.vyaparbazaar.int_orders_enriched", "model.vyaparbazaar.int_customer_behavior"
@@ -251,14 +251,21 @@ def test_a_sensor_ends_on_its_own_result_and_a_model_dbt_skipped_for_a_failed_up
     # its model built: success at once, whatever the upstream tasks' states (nothing read)
     events, reads = _watch(down, {key[down]: {"status": "success"}}, "running", [{}], **wait)
     assert isinstance(events[0], TaskSuccessEvent) and reads == []
-    # dbt failed the upstream model and so did not build this one (Cosmos reports it failed): skipped, no alert
+    # dbt failed the upstream model and so did not build this one (Cosmos reports it failed): it waits for the
+    # upstream task; failed for good: skipped, no alert of its own
     board = {key[up]: {"status": "error"}, key[down]: {"status": "failed"}}
-    events, _ = _watch(down, board, "running", [{}], **wait)
-    assert isinstance(events[0], TaskSkippedEvent)
+    retrying = {"dbt.int_orders_enriched.run": "up_for_retry", "plan_selection": "success"}
+    failed = {"dbt.int_orders_enriched.run": "failed", "plan_selection": "success"}
+    events, reads = _watch(down, board, "running", [retrying, retrying, failed], **wait)
+    assert isinstance(events[0], TaskSkippedEvent) and len(reads) == 3
+    # ... the upstream succeeded on its retry: this one runs its model on a worker (Cosmos' fallback)
+    ok = {"dbt.int_orders_enriched.run": "success", "plan_selection": "success"}
+    events, reads = _watch(down, board, "running", [retrying, ok], **wait)
+    assert events[0].payload["reason"] == "producer_skipped" and len(reads) == 2
     # ... its upstream's tests failed: the same
     board = {key[up]: {"status": "success"}, f"{up.replace('.', '__')}_tests_status": "fail",
              key[down]: {"status": "failed"}}  # fmt: skip
-    assert isinstance(_watch(down, board, "running", [{}], **wait)[0][0], TaskSkippedEvent)
+    assert isinstance(_watch(down, board, "running", [failed], **wait)[0][0], TaskSkippedEvent)
     # the model itself failed: failed
     board = {key[up]: {"status": "success"}, key[down]: {"status": "error"}}
     assert isinstance(_watch(down, board, "running", [{}], **wait)[0][0], TaskFailedEvent)

@@ -107,18 +107,20 @@ def test_a_layer_runs_as_one_build_and_its_model_tasks_never_take_a_worker(watch
         con.close()
 
 
-# the tasks of the model built on the failing one, and of the failing model's tests
-SKIPPED_WITH_IT = ("dbt.int_customer_behavior.run", "dbt.int_customer_behavior.test", "dbt.int_orders_enriched.test")
+# the tasks of the model built on the failing one, and of the failing model's tests: dbt skipped their nodes
+WAITING_FOR_IT = ("dbt.int_customer_behavior.run", "dbt.int_customer_behavior.test", "dbt.int_orders_enriched.test")
 
 
-def test_a_failing_model_fails_its_own_task_and_the_build_while_the_others_succeed(watcher_platform):
+def test_a_failing_model_fails_its_own_task_and_what_depends_on_it_waits_for_its_retry(watcher_platform):
     """A model whose input is missing: dbt fails it; on the first try its task fails in the triggerer (from the
-    producer's status board), the models beside it succeed, the one built on it and its tests end skipped (dbt
-    skipped them; no second alert), and the producer fails with the build. (Retries then run the model by itself, a
-    minute later: the test marks the run failed instead.)"""
+    producer's status board), the models beside it succeed, the producer fails with the build, and the tasks of
+    what dbt skipped (the model built on it, the tests) wait for it, as the `none_failed` rule would. The input is
+    put back: the model's retry (a minute later, Cosmos runs it by itself on a worker) succeeds, then each waiting
+    task runs its own dbt on a worker, and the run ends successful."""
     base, headers = watcher_platform["base"], watcher_platform["headers"]
     dag = f"{base}/api/v2/dags/vyapar_intermediate"
     warehouse = str(watcher_platform["root"] / "data" / "warehouse" / "vyaparbazaar.duckdb")
+    failing = "dbt.int_orders_enriched.run"
 
     def rename(old: str, new: str) -> None:
         con = duckdb.connect(warehouse)
@@ -143,39 +145,48 @@ def test_a_failing_model_fails_its_own_task_and_the_build_while_the_others_succe
         def first_try_over():
             now = tis(run_id)
             ended = {"failed", "up_for_retry"}
-            done = (
-                now["dbt.int_orders_enriched.run"]["state"] in ended
-                and now["dbt.dbt_producer_watcher"]["state"] in ended
-                and all(now[t]["state"] not in {None, "scheduled", "deferred", "running"} for t in SKIPPED_WITH_IT)
-            )
-            return now if done and now["dbt.int_orders_enriched.run"]["try_number"] == 1 else None
+            done = now[failing]["state"] in ended and now["dbt.dbt_producer_watcher"]["state"] in ended
+            return now if done and now[failing]["try_number"] == 1 else None
 
         now = _wait_for(first_try_over, 600, "the failing model's first try", watcher_platform["proc"],
                         watcher_platform["log"])  # fmt: skip
-        requests.patch(f"{dag}/dagRuns/{run_id}", json={"state": "failed"}, headers=headers,
-                       timeout=10).raise_for_status()  # fmt: skip
-        requests.patch(dag, json={"is_paused": True}, headers=headers, timeout=10).raise_for_status()
     finally:
         rename("stg_payments_away", "stg_payments")
     states = {k: t["state"] for k, t in now.items()}
-    assert not now["dbt.int_orders_enriched.run"]["pid"], "the failed model's task should end in the triggerer"
+    assert not now[failing]["pid"], "the failed model's task should end in the triggerer"
     assert states["dbt.int_as_of.run"] == "success" and states["dbt.int_clickstream_events.run"] == "success", states
-    # dbt skipped the model built on it and the failed model's tests: so do their tasks, in the triggerer
-    for skipped in SKIPPED_WITH_IT:
-        assert states[skipped] == "skipped" and not now[skipped]["pid"], (skipped, states)
+    for waiting in WAITING_FOR_IT:
+        assert states[waiting] == "deferred", (waiting, states)
 
-    def log_of(task_id: str) -> str:
-        got = requests.get(f"{dag}/dagRuns/{run_id}/taskInstances/{task_id}/logs/1",
+    def finished():
+        state = requests.get(f"{dag}/dagRuns/{run_id}", headers=headers, timeout=10).json()["state"]
+        return state if state in {"success", "failed"} else None
+
+    state = _wait_for(finished, 600, "the run after the retry", watcher_platform["proc"], watcher_platform["log"])
+    requests.patch(dag, json={"is_paused": True}, headers=headers, timeout=10).raise_for_status()
+    after = tis(run_id)
+    states = {k: t["state"] for k, t in after.items()}
+    assert state == "success", states
+    assert states[failing] == "success" and after[failing]["try_number"] == 2, after[failing]
+    for waited in WAITING_FOR_IT:  # each ran its own dbt, on a worker, on its first try
+        assert states[waited] == "success" and after[waited]["pid"] and after[waited]["try_number"] == 1, after[waited]
+
+    def log_of(task_id: str, attempt: int = 1) -> str:
+        got = requests.get(f"{dag}/dagRuns/{run_id}/taskInstances/{task_id}/logs/{attempt}",
                            headers={**headers, "Accept": "application/json"}, timeout=10)  # fmt: skip
         got.raise_for_status()
         return got.text
 
-    # the model's task says it failed and where dbt's output is; the producer's log has dbt's error
-    model_log = log_of("dbt.int_orders_enriched.run")
+    # the model's task says it failed and where dbt's output is; the producer's log has dbt's error; the model
+    # built on it says what it waited for
+    model_log = log_of(failing)
     assert "model.vyaparbazaar.int_orders_enriched' failed" in model_log and "dbt.dbt_producer_watcher" in model_log
     assert "stg_payments does not exist" in log_of("dbt.dbt_producer_watcher")
-    skipped_log = log_of("dbt.int_customer_behavior.run")
-    assert "upstream" in skipped_log and "int_orders_enriched" in skipped_log, skipped_log[-3000:]
+    # (the trigger's lines: in the trigger's own log file, beside the worker's)
+    logs = watcher_platform["root"] / "airflow_home" / "logs" / "dag_id=vyapar_intermediate" / f"run_id={run_id}"
+    trigger_log = "".join(f.read_text() for f in (logs / "task_id=dbt.int_customer_behavior.run").glob("*trigger*"))
+    assert "dbt skipped model.vyaparbazaar.int_customer_behavior: upstream" in trigger_log, trigger_log[-3000:]
+    assert "int_orders_enriched did not pass in this build" in trigger_log, trigger_log[-3000:]
 
 
 def test_a_targeted_run_builds_only_the_selected_model(watcher_platform):
