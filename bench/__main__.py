@@ -159,10 +159,13 @@ def _airflow(scale: Scale, variants: list[str], with_alerts: bool, args) -> dict
     from tests.fakes.smtp_server import FakeSmtp
 
     slack, smtp = FakeSlack().start(), FakeSmtp().start()
+    # A fresh alert store: an incident left open by an earlier run would make every failure a repeat (not sent).
+    alert_store = scale.root / "bench-alerts.sqlite"
+    alert_store.unlink(missing_ok=True)
     platform_ = Platform(scale, variants, extra_env={
         "AIRFLOW_CONN_SLACK_ALERTS": slack.connection_json(), "AIRFLOW_CONN_SMTP_ALERTS": smtp.connection_json(),
         "VYAPAR_BENCH_ALERT_FAILURES": str(args.alert_failures),
-        "VYAPAR_ALERT_STORE_URL": f"sqlite:///{scale.root / 'bench-alerts.sqlite'}",
+        "VYAPAR_ALERT_STORE_URL": f"sqlite:///{alert_store}",
     })  # fmt: skip
     out: dict = {"variants": {}}
     try:
