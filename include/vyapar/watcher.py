@@ -333,8 +333,14 @@ def end_each_sensor_on_its_own_result(tasks) -> int:
     """Every watcher sensor starts with the run (trigger rule `always`) and ends on its own model's result; the
     tasks it depends on go to its trigger (`wait_for`: its upstream tasks and, for a test sensor, its model's task;
     `upstream_models`: the models of this build whose failure makes dbt skip its node). Call after the graph's last
-    rewiring. Returns how many sensors were changed."""
+    rewiring. Returns how many sensors were changed.
+
+    A run's state comes from its leaf tasks: a model task that failed for good with models downstream of it (they
+    end skipped) would no longer fail the run. Cosmos' done gate (`none_failed`, settled by the scheduler) becomes
+    the run's outcome: downstream of every sensor and of plan_selection, it ends upstream_failed, and the run
+    failed, when any of them failed."""
     from airflow.task.trigger_rule import TriggerRule
+    from cosmos.constants import PRODUCER_WATCHER_DONE_TASK_ID
 
     by_id = {t.task_id: t for t in tasks}
     sensors = [t for t in tasks if isinstance(t, BaseConsumerSensor) and t.start_trigger_args is not None]
@@ -349,6 +355,9 @@ def end_each_sensor_on_its_own_result(tasks) -> int:
             wait_for.add(PLAN_TASK_ID)
         t.trigger_rule = TriggerRule.ALWAYS
         t.start_trigger_args.trigger_kwargs.update(wait_for=sorted(wait_for), upstream_models=sorted(models))
+    gates = [t for t in tasks if t.task_id.rsplit(".", 1)[-1] == PRODUCER_WATCHER_DONE_TASK_ID]
+    if sensors and len(gates) == 1:
+        gates[0].set_upstream([*sensors, *([by_id[PLAN_TASK_ID]] if PLAN_TASK_ID in by_id else [])])
     return len(sensors)
 
 

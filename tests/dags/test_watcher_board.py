@@ -285,3 +285,25 @@ def test_a_sensor_that_must_run_on_a_worker_first_waits_for_its_upstream_tasks()
     failed = {"dbt.int_orders_enriched.run": "failed", "plan_selection": "success"}
     events, reads = _watch(down, {}, "skipped", [running, failed], **wait)
     assert len(reads) == 2 and isinstance(events[0], TaskSkippedEvent)
+
+
+def test_watcher_model_tasks_start_with_the_run_and_the_done_gate_decides_its_state(monkeypatch):
+    """The sensors do not wait for one another (trigger rule `always`; the graph keeps the lineage), so a model task
+    that fails for good may have only skipped tasks after it: Cosmos' done gate, downstream of every sensor and of
+    plan_selection (`none_failed`), is the run's one leaf and fails it (ended in the deployment and UI tests)."""
+    from cosmos.operators._watcher.base import BaseConsumerSensor
+
+    from include.vyapar.dag_factory import build_all_dags
+
+    monkeypatch.setenv("VYAPAR_DBT_EXECUTION", "watcher")
+    dag = build_all_dags(only="vyapar_intermediate")["vyapar_intermediate"]
+    sensors = [t for t in dag.tasks if isinstance(t, BaseConsumerSensor)]
+    assert len(sensors) == 8 and {getattr(t.trigger_rule, "value", t.trigger_rule) for t in sensors} == {"always"}
+    behaviour = dag.get_task("dbt.int_customer_behavior.run")
+    assert {"dbt.int_orders_enriched.run", "dbt.int_as_of.run"} <= behaviour.upstream_task_ids  # lineage kept
+    kwargs = behaviour.start_trigger_args.trigger_kwargs
+    assert kwargs["wait_for"] == sorted(behaviour.upstream_task_ids | {"plan_selection"})
+    assert kwargs["upstream_models"] == ["model.vyaparbazaar.int_as_of", "model.vyaparbazaar.int_orders_enriched"]
+    gate = dag.get_task("dbt.dbt_producer_watcher_done")
+    assert [t.task_id for t in dag.leaves] == [gate.task_id] and getattr(gate.trigger_rule, "value", gate.trigger_rule) == "none_failed"
+    assert {t.task_id for t in sensors} | {"plan_selection", "dbt.dbt_producer_watcher"} == gate.upstream_task_ids
