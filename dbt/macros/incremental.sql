@@ -9,12 +9,7 @@
     {%- if execute -%}
         {%- set latest = run_query('select max(' ~ watermark_column ~ ') from ' ~ this).columns[0].values()[0] -%}
     {%- endif -%}
-    {%- if not execute -%}
-    (
-        select {{ dbt.dateadd('hour', -1 * var('incremental_lookback_hours'), 'max(' ~ watermark_column ~ ')') }}
-        from {{ this }}
-    )
-    {%- elif latest is none -%}
+    {%- if latest is none -%}{#- also at parse time, which runs no query -#}
     cast('1900-01-01 00:00:00' as {{ dbt.type_timestamp() }})
     {%- else -%}
     ({{ dbt.dateadd('hour', -1 * var('incremental_lookback_hours'), "cast('" ~ latest ~ "' as " ~ dbt.type_timestamp() ~ ")") }})

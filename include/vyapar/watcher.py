@@ -30,6 +30,7 @@ from datetime import timedelta
 from typing import Any, ClassVar
 
 from airflow.triggers.base import StartTriggerArgs, TaskFailedEvent, TaskSkippedEvent, TaskSuccessEvent, TriggerEvent
+from airflow.utils.state import State
 from cosmos.listeners.dag_run_listener import EventStatus
 from cosmos.operators._watcher.aggregation import get_tests_status_xcom_key
 from cosmos.operators._watcher.base import BaseConsumerSensor
@@ -39,13 +40,10 @@ from cosmos.operators._watcher.triggerer import WatcherEventReason, WatcherTrigg
 from include.vyapar.status_board import BOARD_KEY, on_board
 
 PLAN_TASK_ID = "plan_selection"  # dag_factory's task resolving a targeted run's `select` param
-# Poll the producer's progress every second, not Cosmos' 10: the figure a sensor can lag the model it watches.
+# Poll the producer's progress every half second, not Cosmos' 10: the figure a sensor can lag the model it watches.
 # The polls of a run's sensors share two reads (the producer's state and its status board), at most every
 # PRODUCER_STATE_TTL / BOARD_TTL seconds.
 POKE_SECONDS = 0.5
-# Task states in which an upstream task has ended; those of them that stop a task under the `none_failed` rule.
-ENDED_STATES = frozenset({"success", "failed", "upstream_failed", "skipped", "removed"})
-FAILED_STATES = frozenset({"failed", "upstream_failed"})
 
 
 class TriggererWatcherTrigger(WatcherTrigger):
@@ -142,9 +140,7 @@ class TriggererWatcherTrigger(WatcherTrigger):
                 # A retry (or a cleared task): Cosmos runs dbt for this model itself, on a worker, as its own
                 # sensors do on a retry; the producer's run is over. First the tasks it depends on (cleared with
                 # it, they run their own dbt first).
-                yield await self._on_a_worker_after_upstream(
-                    TriggerEvent({"status": EventStatus.FAILED, "reason": WatcherEventReason.PRODUCER_SKIPPED})
-                )
+                yield await self._on_a_worker_after_upstream(_run_dbt_on_a_worker())
                 return
         async for event in super().run():
             payload = event.payload if isinstance(event.payload, dict) else {}
@@ -161,9 +157,7 @@ class TriggererWatcherTrigger(WatcherTrigger):
                     # `none_failed` would: then it runs dbt itself on a worker, or ends skipped.
                     self.log.warning("dbt skipped %s: upstream %s did not pass in this build; waiting for the "
                                      "upstream task(s)", self.model_unique_id, ", ".join(failed))  # fmt: skip
-                    yield await self._on_a_worker_after_upstream(
-                        TriggerEvent({"status": EventStatus.FAILED, "reason": WatcherEventReason.PRODUCER_SKIPPED})
-                    )
+                    yield await self._on_a_worker_after_upstream(_run_dbt_on_a_worker())
                 elif node_failed:
                     # The producer fails with it and alerts (its dbt results name the model and its error).
                     yield TaskFailedEvent()
@@ -196,8 +190,8 @@ class TriggererWatcherTrigger(WatcherTrigger):
                 dag_id=self.dag_id, task_ids=self.wait_for, run_ids=[self.run_id]
             )
             got = {t: str(getattr(s, "value", s)) for t, s in (states.get(self.run_id) or {}).items()}
-            if all(got.get(t) in ENDED_STATES for t in self.wait_for):
-                return sorted(t for t in self.wait_for if got[t] in FAILED_STATES)
+            if all(got.get(t) in State.finished for t in self.wait_for):
+                return sorted(t for t in self.wait_for if got[t] in State.failed_states)
             await asyncio.sleep(self.poke_interval)
 
     async def _failed_upstream_in_build(self) -> list[str]:
@@ -242,6 +236,18 @@ class TriggererWatcherTrigger(WatcherTrigger):
             run_id=self.run_id, key="return_value", task_id=PLAN_TASK_ID, dag_id=self.dag_id, map_index=-1
         )
         return selected is None or self.model_unique_id.rsplit(".", 1)[-1] in selected
+
+
+def _run_dbt_on_a_worker() -> TriggerEvent:
+    """The event that resumes a sensor on a worker where Cosmos runs dbt for its model itself (its fallback)."""
+    return TriggerEvent({"status": EventStatus.FAILED, "reason": WatcherEventReason.PRODUCER_SKIPPED})
+
+
+def _done_gates(tasks) -> list:
+    """Cosmos' `dbt_producer_watcher_done` gate among `tasks` (one per watcher task group)."""
+    from cosmos.constants import PRODUCER_WATCHER_DONE_TASK_ID
+
+    return [t for t in tasks if t.task_id.rsplit(".", 1)[-1] == PRODUCER_WATCHER_DONE_TASK_ID]
 
 
 def start_sensors_in_triggerer(tasks, warehouse_pool: str) -> int:
@@ -340,7 +346,6 @@ def end_each_sensor_on_its_own_result(tasks) -> int:
     the run's outcome: downstream of every sensor and of plan_selection, it ends upstream_failed, and the run
     failed, when any of them failed."""
     from airflow.task.trigger_rule import TriggerRule
-    from cosmos.constants import PRODUCER_WATCHER_DONE_TASK_ID
 
     by_id = {t.task_id: t for t in tasks}
     sensors = [t for t in tasks if isinstance(t, BaseConsumerSensor) and t.start_trigger_args is not None]
@@ -355,7 +360,7 @@ def end_each_sensor_on_its_own_result(tasks) -> int:
             wait_for.add(PLAN_TASK_ID)
         t.trigger_rule = TriggerRule.ALWAYS
         t.start_trigger_args.trigger_kwargs.update(wait_for=sorted(wait_for), upstream_models=sorted(models))
-    gates = [t for t in tasks if t.task_id.rsplit(".", 1)[-1] == PRODUCER_WATCHER_DONE_TASK_ID]
+    gates = _done_gates(tasks)
     if sensors and len(gates) == 1:
         gates[0].set_upstream([*sensors, *([by_id[PLAN_TASK_ID]] if PLAN_TASK_ID in by_id else [])])
     return len(sensors)
@@ -367,11 +372,9 @@ def settle_the_done_gate_without_a_worker(tasks) -> int:
     instead of being marked done by the scheduler: measured, it ended 1.2 s after the producer, the last task of
     the run. It never fails on its own (nothing to alert or resolve): without its success callbacks the scheduler
     settles it. Returns how many gates were changed."""
-    from cosmos.constants import PRODUCER_WATCHER_DONE_TASK_ID
-
     changed = 0
-    for t in tasks:
-        if t.task_id.rsplit(".", 1)[-1] == PRODUCER_WATCHER_DONE_TASK_ID and t.inherits_from_empty_operator:
+    for t in _done_gates(tasks):
+        if t.inherits_from_empty_operator:
             t.on_success_callback = None
             t.on_execute_callback = None
             changed += 1
