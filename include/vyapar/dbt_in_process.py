@@ -10,6 +10,8 @@
   the intermediate layer's 3.3 s build (subprocess) took 9.4-10.1 s in process. Here its callbacks receive what a
   dbt subprocess prints at its default log level (info and above: each node's result, errors, versions), from
   one thread of their own, in order, as Cosmos reads a subprocess's output.
+- The manifest: a task process's first dbt invocation starts from the manifest WarmLocalExecutor parsed before
+  forking, when the project is unchanged since (warm_manifest.py); otherwise dbt parses as usual.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from include.vyapar import settings
+from include.vyapar import settings, warm_manifest
 
 log = logging.getLogger(__name__)
 
@@ -80,8 +82,32 @@ class EventRelay:
         self.thread.join()
 
 
+# dbt commands that load the project's manifest (and accept one already parsed)
+_USE_MANIFEST = {"build", "run", "test", "seed", "snapshot", "compile", "source", "run-operation", "show"}
+
+
+def invoke(command: list[str], env: dict[str, str], cwd: str, callbacks: list[Callable[[Any], None]] | None):
+    """Cosmos' `cosmos.dbt.runner.run_command`, from the executor's manifest when it still holds (else None)."""
+    from cosmos.dbt.project import change_working_directory, environ
+    from cosmos.dbt.runner import _cleanup_dbt_adapters
+    from dbt.cli.main import dbtRunner
+
+    args = command[1:]
+    if not args or args[0] not in _USE_MANIFEST:
+        return None
+    manifest = warm_manifest.take(args, {**os.environ, **env}, cwd)
+    if manifest is None:
+        return None
+    with change_working_directory(cwd), environ(env):
+        try:
+            return dbtRunner(manifest=manifest, callbacks=callbacks or []).invoke(args)
+        finally:
+            _cleanup_dbt_adapters()  # as run_command: release the adapters' semaphores
+
+
 def install() -> None:
-    """Patch Cosmos' in-process dbt call (idempotent): take the warehouse lock, relay the callbacks' events."""
+    """Patch Cosmos' in-process dbt call (idempotent): take the warehouse lock, relay the callbacks' events, start
+    from the executor's manifest."""
     from cosmos.operators.local import DbtLocalBaseOperator
 
     original = DbtLocalBaseOperator.run_dbt_runner
@@ -96,7 +122,8 @@ def install() -> None:
             self._dbt_runner_callbacks = [relay.submit]
         try:
             with warehouse_lock():
-                return original(self, command, env, cwd, **kwargs)
+                result = invoke(command, env, cwd, self._dbt_runner_callbacks)
+                return result if result is not None else original(self, command, env, cwd, **kwargs)
         finally:
             if relay:
                 relay.close()

@@ -5,7 +5,9 @@ process per task. Importing dbt takes ~3 s of CPU (dbt builds its artifact class
 runs dbt in process (Cosmos' dbt_runner invocation) paid it on every run: with one dbt build per layer DAG run,
 that was most of the platform's cost over a plain `dbt build` at small data sizes (bench/, README "Benchmarks").
 Here the scheduler imports dbt and the adapters once and runs one `dbt parse` (dbt builds its (de)serialisers on
-first use), before the workers are forked: every task process inherits them (copy-on-write, after gc.freeze).
+first use), before the workers are forked: every task process inherits them (copy-on-write, after gc.freeze),
+and the manifest that parse produced, which a task's first dbt invocation uses while the project is unchanged
+(warm_manifest.py).
 
 Configure: AIRFLOW__CORE__EXECUTOR=include.vyapar.executor.WarmLocalExecutor (bin/start does). A failed import is
 logged and the executor runs as a plain LocalExecutor: tasks then import dbt themselves.
@@ -23,6 +25,8 @@ import time
 from pathlib import Path
 
 from airflow.executors.local_executor import LocalExecutor
+
+from include.vyapar import warm_manifest
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +83,9 @@ def warm_up_dbt() -> float | None:
                     "parse", "--target-path", tmp, "--log-path", tmp, "--quiet", "--no-static-parser", serialized=False
                 )
                 result = dbtRunner().invoke(args[1:])
+                if result.success:
+                    # the task processes' first dbt invocation starts from it when the project is unchanged
+                    warm_manifest.keep(result.result, args[1:], dict(os.environ), settings.DBT_PROJECT_DIR)
             finally:
                 os.environ.clear()
                 os.environ.update(saved_env)

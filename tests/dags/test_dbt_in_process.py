@@ -86,22 +86,30 @@ def test_install_is_idempotent():
     assert patched.__vyapar_patched__
 
 
-def _parse_in_child(target: str, queue) -> None:
+def _dbt_in_child(target: str, queue) -> None:
+    """A task's first dbt invocation (Cosmos' dbt_runner through dbt_in_process), then a parse."""
     import os
 
     from dbt.cli.main import dbtRunner
 
+    from include.vyapar import dbt_in_process
     from include.vyapar.warehouse import dbt_command
 
     os.environ.update(settings.dbt_env())
+    settings.DUCKDB_PATH.parent.mkdir(parents=True, exist_ok=True)
+    compiled = dbt_in_process.invoke(
+        dbt_command("compile", "--select", "stg_customers", "--target-path", target, "--log-path", target),
+        settings.dbt_env(), str(settings.DBT_PROJECT_DIR), None,
+    )  # fmt: skip
     started = time.perf_counter()
     result = dbtRunner().invoke(dbt_command("parse", "--target-path", target, "--log-path", target, "--quiet")[1:])
-    queue.put((bool(result.success), time.perf_counter() - started))
+    queue.put((compiled is not None and bool(compiled.success), bool(result.success), time.perf_counter() - started))
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="fork start method")
 def test_task_processes_forked_after_the_warm_up_run_dbt(tmp_path):
-    """What WarmLocalExecutor does in the scheduler (import dbt, one parse), then a fork runs dbt as a task does."""
+    """What WarmLocalExecutor does in the scheduler (import dbt, one parse), then a fork runs dbt as a task does:
+    its first invocation from the manifest the warm-up parsed (the project is unchanged), then a parse."""
     code = f"""
 import multiprocessing, shutil, sys, time
 sys.path.insert(0, {str(settings.REPO_ROOT)!r})
@@ -109,25 +117,28 @@ from include.vyapar import executor
 took = executor.preload()
 warm = executor.warm_up_dbt()
 assert warm is not None, "warm-up failed"
-# none of our modules stays imported (each task reads its own settings) but these two, which read none: the
-# executor itself and the Airflow fixes plugins/airflow_local_settings.py installs in every Airflow process
-kept = {{"include.vyapar.executor", "include.vyapar.airflow_fixes"}}
+# none of our modules stays imported (each task reads its own settings) but these, which read none: the executor
+# itself, the manifest it keeps, and the Airflow fixes plugins/airflow_local_settings.py installs in every process
+kept = {{"include.vyapar.executor", "include.vyapar.warm_manifest", "include.vyapar.airflow_fixes"}}
 left = [m for m in sys.modules if m.startswith("include.vyapar.") and m not in kept]
 assert not left, left
-from tests.dags.test_dbt_in_process import _parse_in_child
+from tests.dags.test_dbt_in_process import _dbt_in_child
 ctx = multiprocessing.get_context("fork")
 q = ctx.Queue()
 target = {str(tmp_path / "target")!r}
 import os; os.makedirs(target)
 shutil.copyfile({str(settings.DBT_PROJECT_DIR / "target" / "partial_parse.msgpack")!r}, target + "/partial_parse.msgpack")
-p = ctx.Process(target=_parse_in_child, args=(target, q)); p.start(); p.join(120)
-ok, seconds = q.get(timeout=5)
-print("RESULT", ok, round(warm, 2), round(seconds, 2), p.exitcode)
+p = ctx.Process(target=_dbt_in_child, args=(target, q)); p.start(); p.join(120)
+warm_ok, ok, seconds = q.get(timeout=5)
+print("RESULT", warm_ok, ok, round(warm, 2), round(seconds, 2), p.exitcode)
 """
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=False)
     lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT")]
     assert lines, proc.stdout[-2000:] + proc.stderr[-3000:]
-    _, ok, warm, seconds, exitcode = lines[0].split()
+    _, warm_ok, ok, warm, seconds, exitcode = lines[0].split()
+    assert warm_ok == "True", proc.stdout[-3000:] + proc.stderr[-3000:]  # compiled from the warm manifest
+    assert "using the manifest the executor parsed" in proc.stdout + proc.stderr
+    assert (tmp_path / "target" / "compiled").is_dir()
     assert ok == "True" and exitcode == "0"
     print(f"warm-up {warm} s; the forked task's partial parse {seconds} s")
     assert (tmp_path / "target" / "manifest.json").exists()
