@@ -37,6 +37,7 @@ from cosmos.operators._watcher.base import BaseConsumerSensor
 from cosmos.operators._watcher.state import PRODUCER_FINAL_STATES, get_status_xcom_key, is_dbt_node_status_failed
 from cosmos.operators._watcher.triggerer import WatcherEventReason, WatcherTrigger
 
+from include.vyapar.airflow_fixes import wake_trigger_runner
 from include.vyapar.status_board import BOARD_KEY, on_board
 
 PLAN_TASK_ID = "plan_selection"  # dag_factory's task resolving a targeted run's `select` param
@@ -132,6 +133,11 @@ class TriggererWatcherTrigger(WatcherTrigger):
         return None
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
+        async for event in self._events():
+            wake_trigger_runner()  # the triggerer hands the event on now, not at its next pass (up to 1 s)
+            yield event
+
+    async def _events(self) -> AsyncIterator[TriggerEvent]:
         ti = self.task_instance
         if ti is not None:
             self.dag_id = self.dag_id or ti.dag_id

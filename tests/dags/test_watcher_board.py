@@ -307,3 +307,41 @@ def test_watcher_model_tasks_start_with_the_run_and_the_done_gate_decides_its_st
     gate = dag.get_task("dbt.dbt_producer_watcher_done")
     assert [t.task_id for t in dag.leaves] == [gate.task_id] and getattr(gate.trigger_rule, "value", gate.trigger_rule) == "none_failed"
     assert {t.task_id for t in sensors} | {"plan_selection", "dbt.dbt_producer_watcher"} == gate.upstream_task_ids
+
+
+def test_a_firing_trigger_wakes_the_triggerer_runner_loop_in_the_triggerer_only(monkeypatch):
+    """The runner loop hands finished triggers' events on only between its 1 s sleeps: a trigger about to fire
+    ends the current sleep; the loop's own period stays Airflow's."""
+    import anyio
+    from airflow.jobs import triggerer_job_runner
+
+    from include.vyapar import airflow_fixes
+
+    monkeypatch.setattr(triggerer_job_runner, "anyio", anyio)
+    monkeypatch.setattr(airflow_fixes, "_sleeps", None)
+    airflow_fixes.install(["airflow", "scheduler"])
+    assert triggerer_job_runner.anyio is anyio  # not the triggerer: untouched
+    airflow_fixes.install(["airflow", "triggerer"])
+    airflow_fixes.install(["airflow", "triggerer"])  # idempotent
+    shim = triggerer_job_runner.anyio
+    assert isinstance(shim, airflow_fixes._WakeableSleeps) and shim._anyio is anyio
+    assert shim.Event is anyio.Event  # the rest is anyio's own
+
+    async def runner_pass(wake_after: float | None) -> float:
+        async def trigger_fires() -> None:
+            await asyncio.sleep(wake_after)
+            airflow_fixes.wake_trigger_runner()
+
+        if wake_after is not None:
+            fired = asyncio.ensure_future(trigger_fires())
+        started = time.monotonic()
+        with shim.move_on_after(1):  # the runner loop's sleep, as TriggerRunner.arun writes it
+            await shim.Event().wait()
+        if wake_after is not None:
+            await fired
+        return time.monotonic() - started
+
+    assert 0.95 < asyncio.run(runner_pass(None)) < 1.5  # nothing fired: Airflow's 1 s
+    woken = asyncio.run(runner_pass(0.1))
+    assert 0.1 < woken < 0.4, woken
+    airflow_fixes.wake_trigger_runner()  # outside an event loop (a worker, the scheduler): nothing happens
