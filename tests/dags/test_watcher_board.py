@@ -157,6 +157,35 @@ def test_the_sensors_of_a_run_share_their_reads_and_read_the_board_again_once_th
         Counting.__mro__[2]._get_producer_task_status = original
 
 
+def test_shared_reads_space_out_with_the_age_of_the_build():
+    """A sensor lags its model by at most ~5% of the time it has waited: reads every 0.25 s early on, every 2 s
+    in a long build (each read is an API request that takes CPU from the build)."""
+    from include.vyapar.watcher import TriggererWatcherTrigger
+
+    reads: list[float] = []
+
+    class Counting(TriggererWatcherTrigger):
+        async def get_xcom_val_af3(self, key):
+            reads.append(time.monotonic())
+            return {}
+
+    trigger = Counting(model_unique_id="model.vyaparbazaar.m", producer_task_id="dbt.dbt_producer_watcher",
+                       dag_id="d", run_id=f"age{time.monotonic()}", map_index=-1, poke_interval=1)  # fmt: skip
+
+    async def read_for(seconds: float) -> None:
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            await trigger._board()
+            await asyncio.sleep(0.02)
+
+    asyncio.run(read_for(1.0))
+    assert 3 <= len(reads) <= 6, len(reads)  # young build: every BOARD_TTL (0.25 s)
+    Counting._first_reads[trigger._run_key] = time.monotonic() - 100  # a build 100 s along
+    reads.clear()
+    asyncio.run(read_for(1.5))
+    assert len(reads) <= 1, len(reads)  # every MAX_TTL (2 s)
+
+
 def test_a_dag_processor_callback_run_builds_only_its_callbacks_dags(tmp_path):
     """airflow.dag_processing.processor._parse_file itself, with a DAG callback request for one DAG."""
     dag_file = tmp_path / "probe_dags.py"
