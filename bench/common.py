@@ -89,6 +89,7 @@ class Timed:
     returncode: int
     output: str
     cli_seconds: float | None = None  # bench.dbt_warm runs: the whole process, dbt's import included
+    node_seconds: dict | None = None  # dbt run_results per node, where a caller reads them
 
 
 def _tree_rss(proc) -> int:
