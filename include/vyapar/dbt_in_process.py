@@ -98,6 +98,8 @@ def invoke(command: list[str], env: dict[str, str], cwd: str, callbacks: list[Ca
     manifest = warm_manifest.take(args, {**os.environ, **env}, cwd)
     if manifest is None:
         return None
+    # the command line in the task's log, as Cosmos' run_command writes it
+    log.info("Trying to run dbtRunner (the executor's manifest) with:\n %s\n in %s", args, cwd)
     with change_working_directory(cwd), environ(env):
         try:
             return dbtRunner(manifest=manifest, callbacks=callbacks or []).invoke(args)
