@@ -10,6 +10,10 @@
   the intermediate layer's 3.3 s build (subprocess) took 9.4-10.1 s in process. Here its callbacks receive what a
   dbt subprocess prints at its default log level (info and above: each node's result, errors, versions), from
   one thread of their own, in order, as Cosmos reads a subprocess's output.
+- The DuckDB file: dbt-duckdb keeps its database open for the life of the process (it closes it at exit), so a
+  task process would still hold DuckDB's own file lock after it let the flock go, for as long as it goes on
+  (Cosmos' post-processing, failure callbacks, alerts): the next writer would get the flock, then a DuckDB lock
+  error. The database is closed before the flock is released.
 - The manifest: a task process's first dbt invocation starts from the manifest WarmLocalExecutor parsed before
   forking, when the project is unchanged since (warm_manifest.py); otherwise dbt parses as usual.
 """
@@ -51,6 +55,18 @@ def warehouse_lock(path: Path | None = None):
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def release_duckdb() -> None:
+    """Close dbt-duckdb's database in this process (dbt opens it again on its next connection)."""
+    try:
+        from dbt.adapters.duckdb.connections import DuckDBConnectionManager
+    except ImportError:  # dbt-duckdb not installed: nothing to release
+        return
+    with DuckDBConnectionManager._LOCK:
+        environment, DuckDBConnectionManager._ENV = DuckDBConnectionManager._ENV, None
+    if environment is not None:
+        environment.close()
 
 
 class EventRelay:
@@ -124,8 +140,11 @@ def install() -> None:
             self._dbt_runner_callbacks = [relay.submit]
         try:
             with warehouse_lock():
-                result = invoke(command, env, cwd, self._dbt_runner_callbacks)
-                return result if result is not None else original(self, command, env, cwd, **kwargs)
+                try:
+                    result = invoke(command, env, cwd, self._dbt_runner_callbacks)
+                    return result if result is not None else original(self, command, env, cwd, **kwargs)
+                finally:
+                    release_duckdb()
         finally:
             if relay:
                 relay.close()

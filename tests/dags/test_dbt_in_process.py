@@ -86,6 +86,38 @@ def test_install_is_idempotent():
     assert patched.__vyapar_patched__
 
 
+def _writable_from_another_process(path) -> str:
+    probe = f"import duckdb; duckdb.connect({str(path)!r}).execute('create or replace table probe as select 1')"
+    proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=False)
+    return "free" if proc.returncode == 0 else proc.stderr.strip().splitlines()[-1]
+
+
+@pytest.mark.parametrize("failing", [False, True], ids=["build passes", "a model fails"])
+def test_a_task_lets_the_duckdb_file_go_with_the_flock(tmp_path, monkeypatch, failing):
+    """dbt-duckdb keeps its database open until the process exits: a task that goes on after its dbt (Cosmos'
+    post-processing, failure callbacks, alerts) must not keep the file locked once another writer can take the
+    flock. Real dbt in this process through Cosmos' dbt_runner call, as patched; then another process writes."""
+    from cosmos.operators.local import DbtLocalBaseOperator
+
+    project, warehouse = tmp_path / "project", tmp_path / "w.duckdb"
+    (project / "models").mkdir(parents=True)
+    (project / "dbt_project.yml").write_text("name: probe\nversion: '1.0'\nprofile: probe\n")
+    (project / "profiles.yml").write_text(
+        f"probe:\n  target: d\n  outputs:\n    d:\n      type: duckdb\n      path: {warehouse}\n      threads: 1\n"
+    )
+    (project / "models" / "ok.sql").write_text("select 1 as x")
+    (project / "models" / "other.sql").write_text("select * from main.absent" if failing else "select 2 as y")
+    monkeypatch.setenv("VYAPAR_WAREHOUSE_LOCK", str(tmp_path / "warehouse.lock"))
+    dbt_in_process.install()
+    task = SimpleNamespace(_dbt_runner_callbacks=[])
+    args = ["dbt", "build", "--project-dir", str(project), "--profiles-dir", str(project), "--quiet"]
+    result = DbtLocalBaseOperator.run_dbt_runner(task, args, {}, str(project))
+    assert result.success is not failing
+    assert _writable_from_another_process(warehouse) == "free"
+    # and dbt opens it again in the same process
+    assert DbtLocalBaseOperator.run_dbt_runner(task, args, {}, str(project)).success is not failing
+
+
 def _dbt_in_child(target: str, queue) -> None:
     """A task's first dbt invocation (Cosmos' dbt_runner through dbt_in_process), then a parse."""
     import os

@@ -8,11 +8,13 @@ the selected model's sensor as a dbt run of its own on a worker (Cosmos' fallbac
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import duckdb
 import pytest
 import requests
 
+from include.vyapar import dbt_in_process
 from tests.deployment.test_local_start import _wait_for, bin_start
 
 pytestmark = pytest.mark.slow
@@ -122,12 +124,13 @@ def test_a_failing_model_fails_its_own_task_and_what_depends_on_it_waits_for_its
     warehouse = str(watcher_platform["root"] / "data" / "warehouse" / "vyaparbazaar.duckdb")
     failing = "dbt.int_orders_enriched.run"
 
-    def rename(old: str, new: str) -> None:
-        con = duckdb.connect(warehouse)
-        try:
-            con.execute(f"alter table staging.{old} rename to {new}")
-        finally:
-            con.close()
+    def rename(old: str, new: str) -> None:  # a writer like any other: under the platform's warehouse lock
+        with dbt_in_process.warehouse_lock(Path(warehouse).with_suffix(".lock")):
+            con = duckdb.connect(warehouse)
+            try:
+                con.execute(f"alter table staging.{old} rename to {new}")
+            finally:
+                con.close()
 
     def tis(run_id: str) -> dict[str, dict]:
         got = requests.get(f"{dag}/dagRuns/{run_id}/taskInstances", params={"limit": 200}, headers=headers,
