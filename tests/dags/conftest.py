@@ -14,8 +14,10 @@ from pathlib import Path
 import pytest
 
 from include.vyapar import settings
+from tests.conftest import ARTIFACTS as ALL_ARTIFACTS
 
 BIN = Path(sys.executable).parent
+ARTIFACTS = ALL_ARTIFACTS / "dags_test"
 LAYERS_IN_SCHEDULE_ORDER = [
     "vyapar_sources", "vyapar_staging", "vyapar_intermediate", "vyapar_dimensions",
     "vyapar_facts", "vyapar_marts", "vyapar_ml_features",
@@ -56,7 +58,11 @@ def dags_test(dag_id: str, conf: dict | None = None, env: dict | None = None, ti
     for line in output.splitlines():
         if "DagRun Finished" in line and f"dag_id={dag_id}" in line:
             state = line.split(" state=", 1)[1].split(",", 1)[0]
-    return DagTestResult(dag_id=dag_id, state=state, output=output, seconds=time.monotonic() - started)
+    result = DagTestResult(dag_id=dag_id, state=state, output=output, seconds=time.monotonic() - started)
+    if not result.succeeded:  # the whole output, beside the assertion's tail (the run's logs go with its folder)
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        (ARTIFACTS / f"{dag_id}-{datetime.now(UTC):%H%M%S}.log").write_text(output)
+    return result
 
 
 @pytest.fixture(scope="session")
