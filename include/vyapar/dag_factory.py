@@ -164,15 +164,20 @@ def build_dag(schedules: Schedules, schedule: PipelineSchedule) -> DAG:
         if first is not None:
             first >> plan
 
+        execution = cosmos_config.execution_config()
         dbt = DbtTaskGroup(
             group_id="dbt",
             project_config=cosmos_config.project_config(),
             profile_config=cosmos_config.profile_config(),
-            execution_config=cosmos_config.execution_config(),
+            execution_config=execution,
             render_config=cosmos_config.render_config(schedule.select, with_sources=schedule.lands_raw_batch),
             operator_args={
                 "pool": settings.WAREHOUSE_POOL,
                 "full_refresh": "{{ params.full_refresh }}",
+                # Cosmos gives its test selection to each model's task only; the watcher's producer (the layer's one
+                # `dbt build`) selects tests the same way: not a test of a later layer's model (it would check
+                # that model's last build against this layer's new rows) nor one run twice.
+                "indirect_selection": execution.test_indirect_selection.value,
                 "pre_execute": _before_dbt_task,
                 "post_execute": _after_dbt_task,
                 # Cosmos calls these with dbt's target/ folder after every dbt run, before it raises on a failed

@@ -206,6 +206,29 @@ def test_watcher_producer_starts_beside_plan_selection(watcher_dags):
     assert producer.upstream_task_ids == {"check_raw_batches"}
 
 
+def test_the_producer_selects_tests_as_the_model_tasks_do(watcher_dags):
+    """The layer's one `dbt build` runs a test once every model it reads is built by then (`buildable`), as each
+    model's task does in local execution: not the staging layer running a test of an intermediate model."""
+    from dbt.cli.main import dbtRunner
+
+    from include.vyapar.warehouse import dbt_command
+
+    producer = watcher_dags["vyapar_staging"].task_dict["dbt.dbt_producer_watcher"]
+    assert producer.indirect_selection == "buildable"  # Cosmos' build_cmd: `--indirect-selection buildable`
+    assert watcher_dags["vyapar_staging"].task_dict["dbt.stg_orders.run"].indirect_selection == "buildable"
+
+    def tests_listed(*extra: str) -> set[str]:
+        args = dbt_command("ls", "--select", "path:models/staging", "--resource-type", "test", "--quiet", *extra)
+        result = dbtRunner().invoke(args[1:])
+        assert result.success, result.exception
+        return set(result.result)
+
+    eager, producers = tests_listed(), tests_listed("--indirect-selection", "buildable")
+    later = {t for t in eager if ".intermediate." in t or "customer_behavior" in t}
+    assert later and not later & producers, later
+    assert producers == eager - later
+
+
 def test_producer_skips_a_targeted_run_from_the_param_alone(watcher_dags):
     from airflow.exceptions import AirflowSkipException
 
