@@ -66,7 +66,10 @@ def release_duckdb() -> None:
     with DuckDBConnectionManager._LOCK:
         environment, DuckDBConnectionManager._ENV = DuckDBConnectionManager._ENV, None
     if environment is not None:
-        environment.close()
+        try:
+            environment.close()
+        except Exception as exc:  # noqa: BLE001 -- dbt's result stands; a writer after us gets DuckDB's own error
+            log.warning("could not close the DuckDB warehouse after dbt (%s: %s)", type(exc).__name__, exc)
 
 
 class EventRelay:
