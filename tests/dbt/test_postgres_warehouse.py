@@ -26,12 +26,12 @@ from warehouse_harness import AS_OF, DBT_BIN, DBT_PROJECT_DIR, TABLES, DbtResult
 
 from include.vyapar import pg_raw, settings
 from include.vyapar.datagen import table_row_counts
+from tests.conftest import ARTIFACTS
 
 ADMIN_URL = os.environ.get("VYAPAR_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 # Trust auth ignores it; it is there so the tests can check that no log shows it.
 PASSWORD = "pw-" + secrets.token_hex(8)
 LAYER_SCHEMAS = ("staging", "intermediate", "core", "marts", "ml")
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 
 
 def _admin() -> psycopg.Connection:

@@ -25,6 +25,7 @@ import pytest
 import requests
 from cryptography.fernet import Fernet
 
+from tests.conftest import ARTIFACTS as ALL_ARTIFACTS
 from tests.deployment.compose_standin import (
     COMPOSE_FILE,
     DOCKERFILE,
@@ -39,7 +40,7 @@ from tests.deployment.compose_standin import (
 from tests.fakes.smtp_server import FakeSmtp
 
 ENV_EXAMPLE = REPO_ROOT / ".env.example"
-ARTIFACTS = REPO_ROOT / "test-artifacts" / "compose"
+ARTIFACTS = ALL_ARTIFACTS / "compose"
 VENV_BIN = Path(sys.executable).parent
 
 

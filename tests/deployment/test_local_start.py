@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 import requests
 
+from tests.conftest import ARTIFACTS
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
-ARTIFACTS = REPO_ROOT / "test-artifacts"
 
 pytestmark = pytest.mark.slow
 
