@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
 from pathlib import Path
 
 from bench.common import AS_OF, PYTHON, SEED, Scale, Timed, dbt_cmd, log, run_timed
+from include.vyapar.settings import DBT_PROJECT_DIR
 
 # Everything the layer DAGs build (staging .. ml), models and their tests: the daily build.
 DAILY_SELECT = ["path:models"]
@@ -56,11 +58,25 @@ def node_timings(scale: Scale, target: str = "target") -> dict[str, float]:
     return {r["unique_id"]: r["execution_time"] for r in results["results"]}
 
 
+def project_fingerprint() -> str:
+    """The dbt project's SQL and YAML: a baseline built from other models (another table layout) is rebuilt."""
+    digest = hashlib.sha256()
+    for path in sorted(DBT_PROJECT_DIR.glob("**/*")):
+        if path.suffix in (".sql", ".yml", ".yaml") and not {"target", "logs", "dbt_packages"} & set(path.parts):
+            digest.update(path.relative_to(DBT_PROJECT_DIR).as_posix().encode() + path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
 def build_baseline(scale: Scale, force: bool = False) -> dict:
-    """The first full build of the scale (dbt build --full-refresh of every model and test); kept as the baseline."""
+    """The first full build of the scale (dbt build --full-refresh of every model and test); kept as the baseline
+    while the dbt project is unchanged."""
     ensure_data(scale)
-    if scale.baseline.exists() and not force:
-        return json.loads((scale.root / "baseline.json").read_text())
+    info_path = scale.root / "baseline.json"
+    if scale.baseline.exists() and info_path.exists() and not force:
+        info = json.loads(info_path.read_text())
+        if info.get("project") == project_fingerprint():
+            return info
+        log(f"{scale.name}: the dbt project changed since the baseline was built: building it again")
     for p in (scale.warehouse, Path(f"{scale.warehouse}.wal")):
         p.unlink(missing_ok=True)
     scale.warehouse.parent.mkdir(parents=True, exist_ok=True)
@@ -70,8 +86,11 @@ def build_baseline(scale: Scale, force: bool = False) -> dict:
         raise RuntimeError(f"{scale.name}: baseline build failed")
     shutil.copyfile(scale.warehouse, scale.baseline)
     timings = node_timings(scale)
-    info = {"seconds": result.seconds, "peak_rss": result.peak_rss, "nodes": len(timings), "node_seconds": timings}
-    (scale.root / "baseline.json").write_text(json.dumps(info, indent=2))
+    info = {
+        "seconds": result.seconds, "peak_rss": result.peak_rss, "nodes": len(timings), "node_seconds": timings,
+        "project": project_fingerprint(),
+    }  # fmt: skip
+    info_path.write_text(json.dumps(info, indent=2))
     log(
         f"{scale.name}: full build {result.seconds:.1f} s, peak RSS {result.peak_rss / 2**30:.2f} GiB, {len(timings)} nodes"
     )

@@ -52,3 +52,4 @@ final as (
 )
 
 select * from final
+{{ stored_in_order_of('order_id') }}

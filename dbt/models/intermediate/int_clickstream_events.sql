@@ -17,9 +17,10 @@
 with events as (
     select * from {{ ref('stg_clickstream') }}
     {% if is_incremental() %}
-    where session_id in (
-        select session_id from {{ ref('stg_clickstream') }}
-        where _loaded_at > {{ incremental_arrival_cutoff('_loaded_at') }}
+    {%- set arrived = "_loaded_at > " ~ incremental_arrival_cutoff('_loaded_at') %}
+    where (
+        {{ key_range('session_id', ref('stg_clickstream'), arrived) }}
+        and session_id in (select session_id from {{ ref('stg_clickstream') }} where {{ arrived }})
     )
         or session_id is null  -- one partition in a full rebuild: always recomputed whole
     {% endif %}
@@ -63,3 +64,4 @@ final as (
 )
 
 select * from final
+{{ stored_in_order_of('event_id') }}

@@ -18,12 +18,16 @@
 
 with
 {% if is_incremental() %}
-touched_orders as (
+{%- set arrived = "_loaded_at > " ~ incremental_arrival_cutoff('_source_loaded_at') %}
+{%- set touched_sql %}
     {% for relation in stg_relations %}
-    select order_id from {{ relation }}
-    where _loaded_at > {{ incremental_arrival_cutoff('_source_loaded_at') }}
+    select order_id from {{ relation }} where {{ arrived }}
     {% if not loop.last %}union{% endif %}
     {% endfor %}
+{%- endset %}
+{%- set touched_range = key_range('order_id', '(' ~ touched_sql ~ ') as touched') %}
+touched_orders as (
+    {{ touched_sql }}
 ),
 {% endif %}
 
@@ -31,7 +35,7 @@ touched_orders as (
 {{ name }} as (
     select * from {{ relation }}
     {% if is_incremental() %}
-    where order_id in (select order_id from touched_orders)
+    where {{ touched_range }} and order_id in (select order_id from touched_orders)
     {% endif %}
 ),
 {% endfor %}
@@ -98,3 +102,4 @@ joined as (
 )
 
 select * from joined
+{{ stored_in_order_of('order_id') }}

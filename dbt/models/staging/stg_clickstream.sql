@@ -66,3 +66,4 @@ deduplicated as (
 )
 
 select * from deduplicated
+{{ stored_in_order_of('event_id') }}

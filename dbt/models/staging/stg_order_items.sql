@@ -81,3 +81,4 @@ latest as (
 )
 
 select * from latest
+{{ stored_in_order_of('order_item_id') }}

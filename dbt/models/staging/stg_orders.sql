@@ -82,3 +82,4 @@ latest as (
 )
 
 select * from latest
+{{ stored_in_order_of('order_id') }}

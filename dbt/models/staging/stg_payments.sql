@@ -73,3 +73,4 @@ latest as (
 )
 
 select * from latest
+{{ stored_in_order_of('payment_id') }}
