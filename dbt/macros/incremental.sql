@@ -25,10 +25,11 @@
     literals read when the model runs: DuckDB then skips every row group whose min/max lies outside, which a
     `column in (select ...)` alone does not (it reads the column of every row). Exact, never a filter of its own:
     any value in the set lies between its lowest and highest. No value: "false" (the set is empty); at parse
-    time, which runs no query: "true". The incremental tables are stored in the order of their unique key
-    (stored_in_order_of, below), so the keys an hourly run touches sit in a few row groups at the end. -#}
+    time, which runs no query, and on other warehouses (no zone maps to skip by): "true". The incremental
+    tables are stored in the order of their unique key (stored_in_order_of, below), so the keys an hourly run
+    touches sit in a few row groups at the end. -#}
 {% macro key_range(column, relation, where='true') -%}
-    {%- if not execute -%}
+    {%- if not execute or target.type != 'duckdb' -%}
     true
     {%- else -%}
         {%- set row = run_query(
