@@ -173,6 +173,8 @@ def test_a_task_log_shows_dbt_output(platform, page, shots):
 
 def test_a_failing_run_raises_an_alert(platform):
     # A selector that passes the form's pattern but names no model: the run fails at once (no retries) and alerts.
+    # Unpaused as the trigger form does (the browser steps before may not have run: no Chromium on the machine).
+    api(platform, f"/api/v2/dags/{DAG}", "PATCH", json={"is_paused": False})
     run = api(platform, f"/api/v2/dags/{DAG}/dagRuns", "POST",
               json={"logical_date": None, "conf": {"select": "no_such_model"}})  # fmt: skip
     run_id = state["failed_run_id"] = run["dag_run_id"]
