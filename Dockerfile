@@ -24,7 +24,7 @@ COPY --chown=airflow:0 plugins/ /opt/airflow/plugins/
 # Compile the manifest Cosmos renders from; create the mount points of the named volumes owned by
 # airflow:0 and group-writable, so any AIRFLOW_UID in group 0 can write them (a new named volume takes
 # the ownership of the image directory it is mounted on).
-RUN python -m include.vyapar.manifest \
+RUN python -m include.vyapar.pipeline.manifest \
     && mkdir -p /opt/airflow/data/warehouse /opt/airflow/data/landing /opt/airflow/data/cosmos_cache \
         /opt/airflow/auth /opt/airflow/logs \
     && chmod -R g+rwX /opt/airflow/data /opt/airflow/auth /opt/airflow/logs /opt/airflow/dbt

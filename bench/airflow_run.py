@@ -20,7 +20,7 @@ import requests
 
 from bench.common import BIN, REPO_ROOT, Scale, log
 
-WARM_EXECUTOR = "include.vyapar.executor.WarmLocalExecutor"
+WARM_EXECUTOR = "include.vyapar.runtime.executor.WarmLocalExecutor"
 LAYERS = ["staging", "intermediate", "dimensions", "facts", "marts", "ml_features"]
 
 

@@ -134,7 +134,7 @@ def run_timed(cmd: list[str], env: dict[str, str], cwd: Path | None = None, time
 
 def dbt_cmd(*args: str) -> list[str]:
     """Plain dbt: the same binary, project, profile and arguments the platform uses (no lock wrapper)."""
-    from include.vyapar.warehouse import dbt_command
+    from include.vyapar.data.warehouse import dbt_command
 
     return dbt_command(*args, serialized=False)
 

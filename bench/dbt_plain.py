@@ -9,8 +9,8 @@ import shutil
 from pathlib import Path
 
 from bench.common import AS_OF, PYTHON, SEED, Scale, Timed, dbt_cmd, log, run_timed
+from include.vyapar.runtime.warm_manifest import fingerprint
 from include.vyapar.settings import DBT_PROJECT_DIR
-from include.vyapar.warm_manifest import fingerprint
 
 # Everything the layer DAGs build (staging .. ml), models and their tests: the daily build.
 DAILY_SELECT = ["path:models"]
@@ -28,7 +28,7 @@ def ensure_data(scale: Scale) -> None:
         return
     log(f"{scale.name}: generating {scale.events:,} clickstream events")
     proc = run_timed(
-        [PYTHON, "-m", "include.vyapar.datagen", "init", "--landing", str(scale.landing), "--scale", f"{scale.scale:g}",
+        [PYTHON, "-m", "include.vyapar.data.datagen", "init", "--landing", str(scale.landing), "--scale", f"{scale.scale:g}",
          "--seed", str(SEED), "--as-of", AS_OF, "--quiet", "--force"],
         scale.env(),
     )  # fmt: skip
@@ -111,7 +111,7 @@ def daily_build_per_layer(scale: Scale) -> dict:
     """The daily build as plain dbt split the way the layer DAGs split it: one `dbt build` CLI process per layer,
     one after the other, from the baseline warehouse. Against the single build: what splitting alone costs (each
     process starts dbt, parses, opens the warehouse cold); against Airflow: what Airflow adds beyond the split."""
-    from include.vyapar.schedules import load_schedules
+    from include.vyapar.pipeline.schedules import load_schedules
 
     # the layer DAGs' own selections, in schedule order (the sources layer lands data; the daily build starts after)
     selections = {layer.name: layer.select for layer in load_schedules().layers if not layer.lands_raw_batch}
@@ -158,7 +158,7 @@ def incremental_vs_full(
 
     def arrive(hours: int) -> None:
         proc = run_timed(
-            [PYTHON, "-m", "include.vyapar.datagen", "arrive", "--landing", str(landing_copy), "--hours", str(hours),
+            [PYTHON, "-m", "include.vyapar.data.datagen", "arrive", "--landing", str(landing_copy), "--hours", str(hours),
              "--quiet"], env,
         )  # fmt: skip
         if proc.returncode:

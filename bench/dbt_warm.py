@@ -3,7 +3,7 @@
 How the platform runs dbt (WarmLocalExecutor + dbt_runner): its task processes start with dbt imported and warmed
 (the executor's one `dbt parse` before it forks: dbt builds its (de)serialisers on first use), so an hourly run
 pays dbt's work, not its ~3 s import nor its first-use set-up, and starts from the manifest the warm-up parsed when
-the project is unchanged since (include/vyapar/warm_manifest.py), as a task's first invocation does. Prints one
+the project is unchanged since (include/vyapar/runtime/warm_manifest.py), as a task's first invocation does. Prints one
 JSON line:
 {"seconds", "warm_up_seconds", "success"}."""
 
@@ -19,9 +19,10 @@ def main(argv: list[str]) -> int:
     import dbt.adapters.duckdb  # noqa: F401  -- imported by the warm executor too
     from dbt.cli.main import dbtRunner
 
-    from include.vyapar import dbt_in_process, settings
-    from include.vyapar.executor import warm_up_dbt
-    from include.vyapar.warehouse import dbt_command
+    from include.vyapar import settings
+    from include.vyapar.data.warehouse import dbt_command
+    from include.vyapar.runtime import dbt_in_process
+    from include.vyapar.runtime.executor import warm_up_dbt
 
     warm_up_seconds = warm_up_dbt()  # what WarmLocalExecutor does before forking the task processes
     command = dbt_command(*argv, serialized=False)

@@ -20,7 +20,8 @@ from airflow.dag_processing.dagbag import DagBag
 mode = sys.argv[1]
 if mode == "dbt_ls":
     from cosmos.constants import InvocationMode, LoadMode
-    from include.vyapar import cosmos_config, settings
+    from include.vyapar import settings
+    from include.vyapar.pipeline import cosmos_config
     original = cosmos_config.render_config
     def render_config(select, with_sources=False):
         config = original(select, with_sources)

@@ -20,11 +20,11 @@ import time
 
 from airflow.sdk import DAG, task
 
-from include.vyapar import cosmos_config
 from include.vyapar.alerting import callbacks
-from include.vyapar.dag_factory import START_DATE, build_dag
-from include.vyapar.parse_scope import dag_ids_to_build
-from include.vyapar.schedules import load_schedules
+from include.vyapar.pipeline import cosmos_config
+from include.vyapar.pipeline.dag_factory import START_DATE, build_dag
+from include.vyapar.pipeline.parse_scope import dag_ids_to_build
+from include.vyapar.pipeline.schedules import load_schedules
 
 NEVER = "0 0 29 2 *"
 _ONLY = dag_ids_to_build()

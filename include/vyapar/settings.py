@@ -32,7 +32,7 @@ WAREHOUSE_LOCK_PATH = _path("VYAPAR_WAREHOUSE_LOCK", DUCKDB_PATH.with_suffix(".l
 DBT_BIN = os.environ.get("VYAPAR_DBT_BIN") or (
     str(Path(sys.executable).with_name("dbt")) if Path(sys.executable).with_name("dbt").exists() else "dbt"
 )
-DBT_SERIALIZED = REPO_ROOT / "include" / "vyapar" / "bin" / "dbt-serialized"
+DBT_SERIALIZED = REPO_ROOT / "include" / "vyapar" / "runtime" / "bin" / "dbt-serialized"
 # Airflow pool of every dbt task. DuckDB: one slot, the scheduler-side half of the single-writer lock. Postgres
 # takes concurrent writers: VYAPAR_WAREHOUSE_POOL_SLOTS (default 8) dbt tasks at a time across all workers.
 WAREHOUSE_POOL = os.environ.get("VYAPAR_WAREHOUSE_POOL") or (

@@ -81,7 +81,7 @@ def probe_project(tmp_path_factory, raw_landing) -> dict[str, str]:  # noqa: F81
         model.write_text(f"{{{{ config(pre_hook=\"{{{{ probe_hook('{name}') }}}}\") }}}}\n" + model.read_text())
     (project / "tests" / "zz_probe_features_fail.sql").write_text(PROBE_TEST.format(severity="error", flag="fail_test"))
     (project / "tests" / "zz_probe_features_warn.sql").write_text(PROBE_TEST.format(severity="warn", flag="warn_test"))
-    schedules = yaml.safe_load((settings.REPO_ROOT / "include/vyapar/schedules.yaml").read_text())
+    schedules = yaml.safe_load((settings.REPO_ROOT / "include/vyapar/pipeline/schedules.yaml").read_text())
     schedules["defaults"].update(retry_delay_seconds=1, max_retry_delay_seconds=2)
     (root / "schedules.yaml").write_text(yaml.safe_dump(schedules))
     warehouse = root / "warehouse" / "e2e.duckdb"
@@ -95,7 +95,7 @@ def probe_project(tmp_path_factory, raw_landing) -> dict[str, str]:  # noqa: F81
         "AIRFLOW__COSMOS__CACHE_DIR": str(root / "cosmos_cache"),
     }
     full_env = {**os.environ, **env}
-    subprocess.run([sys.executable, "-m", "include.vyapar.manifest"], env=full_env, check=True, capture_output=True)
+    subprocess.run([sys.executable, "-m", "include.vyapar.pipeline.manifest"], env=full_env, check=True, capture_output=True)
     # Only what the ML DAG reads, built once in one dbt process (models only: the DAG runs the tests).
     warehouse.parent.mkdir(parents=True)
     proc = subprocess.run(

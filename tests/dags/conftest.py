@@ -78,7 +78,7 @@ def airflow_db() -> Path:
 @pytest.fixture(scope="session")
 def raw_landing() -> Path:
     """A small generated raw dataset, stamped now so source freshness passes."""
-    from include.vyapar.datagen import generate_initial
+    from include.vyapar.data.datagen import generate_initial
 
     as_of = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
     generate_initial(settings.LANDING_DIR, scale=0.05, seed=7, as_of=as_of, force=True, progress=False)

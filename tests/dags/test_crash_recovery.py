@@ -36,7 +36,7 @@ def probe_project(tmp_path_factory) -> dict[str, str]:
     project = root / "dbt"
     shutil.copytree(settings.DBT_PROJECT_DIR, project, ignore=shutil.ignore_patterns("target", "logs"))
     (project / "models" / "facts" / "zz_slow_probe.sql").write_text(SLOW_PROBE_SQL)
-    schedules = yaml.safe_load((settings.REPO_ROOT / "include/vyapar/schedules.yaml").read_text())
+    schedules = yaml.safe_load((settings.REPO_ROOT / "include/vyapar/pipeline/schedules.yaml").read_text())
     schedules["defaults"].update(retry_delay_seconds=1, max_retry_delay_seconds=2)
     (root / "schedules.yaml").write_text(yaml.safe_dump(schedules))
     env = {
@@ -45,7 +45,7 @@ def probe_project(tmp_path_factory) -> dict[str, str]:
         "VYAPAR_SCHEDULES_FILE": str(root / "schedules.yaml"),
     }
     subprocess.run(
-        [sys.executable, "-m", "include.vyapar.manifest"], env={**os.environ, **env}, check=True,
+        [sys.executable, "-m", "include.vyapar.pipeline.manifest"], env={**os.environ, **env}, check=True,
         capture_output=True,
     )  # fmt: skip
     return env

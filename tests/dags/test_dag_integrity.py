@@ -12,8 +12,8 @@ import pendulum
 import pytest
 
 from include.vyapar import settings
-from include.vyapar.schedules import ScheduleError, load_schedules
-from include.vyapar.selection import InvalidSelectorError, task_selects, validate_selector
+from include.vyapar.pipeline.schedules import ScheduleError, load_schedules
+from include.vyapar.pipeline.selection import InvalidSelectorError, task_selects, validate_selector
 from tests.conftest import ARTIFACTS
 
 EXPECTED_SCHEDULES = {
@@ -74,7 +74,7 @@ def test_staggered_layers_fire_in_order_in_ist(dagbag):
     from airflow.timetables.base import TimeRestriction
 
     start = pendulum.datetime(2026, 12, 1, 0, 0, tz="Asia/Kolkata")
-    restriction = TimeRestriction(earliest=start, latest=None, catchup=False)
+    restriction = TimeRestriction(earliest=start, latest=None, catchup=True)  # catchup=False would start from now
     fires = {}
     for dag_id in LAYER_DAGS:
         info = dagbag.dags[dag_id].timetable.next_dagrun_info(last_automated_data_interval=None, restriction=restriction)
@@ -159,7 +159,7 @@ def test_parsing_runs_no_dbt_and_no_database_query(monkeypatch, tmp_path):
 
 
 def test_layer_dag_with_missing_manifest_fails_with_a_clear_message(monkeypatch, tmp_path):
-    from include.vyapar import cosmos_config
+    from include.vyapar.pipeline import cosmos_config
 
     monkeypatch.setattr(settings, "DBT_MANIFEST_PATH", tmp_path / "missing" / "manifest.json")
     with pytest.raises(cosmos_config.ManifestMissingError, match="bin/setup"):
@@ -201,6 +201,6 @@ def test_select_param_accepts_dbt_selectors(good):
 
 
 def test_start_date_is_in_the_past():
-    from include.vyapar.dag_factory import START_DATE
+    from include.vyapar.pipeline.dag_factory import START_DATE
 
     assert START_DATE < pendulum.instance(datetime.now()).add(days=-1)

@@ -11,7 +11,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from include.vyapar import dbt_in_process, settings
+from include.vyapar import settings
+from include.vyapar.runtime import dbt_in_process
 
 
 def _event(name: str, level: str) -> SimpleNamespace:
@@ -124,8 +125,8 @@ def _dbt_in_child(target: str, queue) -> None:
 
     from dbt.cli.main import dbtRunner
 
-    from include.vyapar import dbt_in_process
-    from include.vyapar.warehouse import dbt_command
+    from include.vyapar.data.warehouse import dbt_command
+    from include.vyapar.runtime import dbt_in_process
 
     os.environ.update(settings.dbt_env())
     settings.DUCKDB_PATH.parent.mkdir(parents=True, exist_ok=True)
@@ -145,13 +146,13 @@ def test_task_processes_forked_after_the_warm_up_run_dbt(tmp_path):
     code = f"""
 import multiprocessing, shutil, sys, time
 sys.path.insert(0, {str(settings.REPO_ROOT)!r})
-from include.vyapar import executor
+from include.vyapar.runtime import executor
 took = executor.preload()
 warm = executor.warm_up_dbt()
 assert warm is not None, "warm-up failed"
 # none of our modules stays imported (each task reads its own settings) but these, which read none: the executor
 # itself, the manifest it keeps, and the Airflow fixes plugins/airflow_local_settings.py installs in every process
-kept = {{"include.vyapar.executor", "include.vyapar.warm_manifest", "include.vyapar.airflow_fixes"}}
+kept = {{"include.vyapar.runtime.executor", "include.vyapar.runtime.warm_manifest", "include.vyapar.runtime.airflow_fixes"}}
 left = [m for m in sys.modules if m.startswith("include.vyapar.") and m not in kept]
 assert not left, left
 from tests.dags.test_dbt_in_process import _dbt_in_child
@@ -180,7 +181,7 @@ print("RESULT", warm_ok, ok, round(warm, 2), round(seconds, 2), p.exitcode)
 def watcher_dags(monkeypatch_module):
     monkeypatch_module.setenv("VYAPAR_DBT_EXECUTION", "watcher")
     monkeypatch_module.setenv("VYAPAR_DBT_INVOCATION", "dbt_runner")
-    from include.vyapar.dag_factory import build_all_dags
+    from include.vyapar.pipeline.dag_factory import build_all_dags
 
     return build_all_dags()
 
@@ -211,7 +212,7 @@ def test_the_producer_selects_tests_as_the_model_tasks_do(watcher_dags):
     model's task does in local execution: not the staging layer running a test of an intermediate model."""
     from dbt.cli.main import dbtRunner
 
-    from include.vyapar.warehouse import dbt_command
+    from include.vyapar.data.warehouse import dbt_command
 
     producer = watcher_dags["vyapar_staging"].task_dict["dbt.dbt_producer_watcher"]
     assert producer.indirect_selection == "buildable"  # Cosmos' build_cmd: `--indirect-selection buildable`
@@ -232,7 +233,7 @@ def test_the_producer_selects_tests_as_the_model_tasks_do(watcher_dags):
 def test_producer_skips_a_targeted_run_from_the_param_alone(watcher_dags):
     from airflow.exceptions import AirflowSkipException
 
-    from include.vyapar.dag_factory import _skip_unless_selected
+    from include.vyapar.pipeline.dag_factory import _skip_unless_selected
 
     producer = watcher_dags["vyapar_staging"].task_dict["dbt.dbt_producer_watcher"]
 

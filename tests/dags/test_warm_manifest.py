@@ -1,5 +1,5 @@
 """The manifest WarmLocalExecutor parses before forking serves a task's first dbt invocation only while nothing
-dbt parses has changed (include/vyapar/warm_manifest.py)."""
+dbt parses has changed (include/vyapar/runtime/warm_manifest.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import shutil
 
 import pytest
 
-from include.vyapar import settings, warm_manifest
+from include.vyapar import settings
+from include.vyapar.runtime import warm_manifest
 
 PARSED = object()  # stands in for dbt's Manifest: what is compared is what the parse read, not the result
 

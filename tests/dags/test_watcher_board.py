@@ -1,6 +1,6 @@
-"""The watcher producer's status board (include/vyapar/status_board.py), the triggers reading it
-(include/vyapar/watcher.py), the parse scope of a dag-processor callback run (include/vyapar/parse_scope.py) and
-the dag-processor fix (include/vyapar/airflow_fixes.py). The real runs: tests/deployment/test_watcher_execution.py."""
+"""The watcher producer's status board (include/vyapar/runtime/status_board.py), the triggers reading it
+(include/vyapar/runtime/watcher.py), the parse scope of a dag-processor callback run (include/vyapar/pipeline/parse_scope.py) and
+the dag-processor fix (include/vyapar/runtime/airflow_fixes.py). The real runs: tests/deployment/test_watcher_execution.py."""
 
 from __future__ import annotations
 
@@ -18,8 +18,8 @@ from cosmos.constants import _DBT_STARTUP_EVENTS_XCOM_KEY
 from cosmos.operators._watcher.base import _store_startup_event_from_log
 from cosmos.operators._watcher.state import safe_xcom_push
 
-from include.vyapar import status_board
-from include.vyapar.status_board import BOARD_KEY, StatusBoard
+from include.vyapar.runtime import status_board
+from include.vyapar.runtime.status_board import BOARD_KEY, StatusBoard
 
 REPO = Path(__file__).resolve().parents[2]
 STATUS = "model__vyaparbazaar__stg_orders_status"
@@ -105,7 +105,7 @@ def test_cosmos_callback_and_post_execute_flush_and_close_the_producers_board():
 
 
 def test_the_sensors_of_a_run_share_their_reads_and_read_the_board_again_once_the_producer_ended():
-    from include.vyapar.watcher import TriggererWatcherTrigger
+    from include.vyapar.runtime.watcher import TriggererWatcherTrigger
 
     reads = {"board": 0, "producer": 0, "per_key": 0}
     state = {"producer": "running", "board": {STATUS: {"status": "success", "outlet_uris": []}}}
@@ -160,7 +160,7 @@ def test_the_sensors_of_a_run_share_their_reads_and_read_the_board_again_once_th
 def test_shared_reads_space_out_with_the_age_of_the_build():
     """A sensor lags its model by at most ~5% of the time it has waited: reads every 0.25 s early on, every 2 s
     in a long build (each read is an API request that takes CPU from the build)."""
-    from include.vyapar.watcher import TriggererWatcherTrigger
+    from include.vyapar.runtime.watcher import TriggererWatcherTrigger
 
     reads: list[float] = []
 
@@ -191,7 +191,7 @@ def test_a_dag_processor_callback_run_builds_only_its_callbacks_dags(tmp_path):
     dag_file = tmp_path / "probe_dags.py"
     record = tmp_path / "built.json"
     dag_file.write_text(
-        "# airflow dag\nimport json\nfrom include.vyapar.parse_scope import dag_ids_to_build\n"
+        "# airflow dag\nimport json\nfrom include.vyapar.pipeline.parse_scope import dag_ids_to_build\n"
         f"ids = dag_ids_to_build()\nopen({str(record)!r}, 'w').write(json.dumps(sorted(ids) if ids else None))\n"
     )
     script = f"""
@@ -215,7 +215,7 @@ print(open({str(record)!r}).read())
 def test_a_callback_only_run_keeps_the_files_parse_time_in_the_dag_processor():
     from airflow.dag_processing.manager import DagFileInfo, DagFileProcessorManager, DagFileStat
 
-    from include.vyapar import airflow_fixes
+    from include.vyapar.runtime import airflow_fixes
 
     airflow_fixes.install(["airflow", "dag-processor"])  # the module is imported: patched at once
     assert getattr(DagFileProcessorManager.handle_parsing_result, "__vyapar_fix__", False)
@@ -237,7 +237,7 @@ def _watch(model: str, board: dict, producer: str, task_states: list[dict], **kw
     tasks go through (one per read), as the triggerer would give them; returns (events, task-state reads)."""
     from airflow.sdk.execution_time import task_runner
 
-    from include.vyapar.watcher import TriggererWatcherTrigger
+    from include.vyapar.runtime.watcher import TriggererWatcherTrigger
 
     reads: list = []
 
@@ -322,7 +322,7 @@ def test_watcher_model_tasks_start_with_the_run_and_the_done_gate_decides_its_st
     plan_selection (`none_failed`), is the run's one leaf and fails it (ended in the deployment and UI tests)."""
     from cosmos.operators._watcher.base import BaseConsumerSensor
 
-    from include.vyapar.dag_factory import build_all_dags
+    from include.vyapar.pipeline.dag_factory import build_all_dags
 
     monkeypatch.setenv("VYAPAR_DBT_EXECUTION", "watcher")
     dag = build_all_dags(only="vyapar_intermediate")["vyapar_intermediate"]
@@ -344,7 +344,7 @@ def test_a_firing_trigger_wakes_the_triggerer_runner_loop_in_the_triggerer_only(
     import anyio
     from airflow.jobs import triggerer_job_runner
 
-    from include.vyapar import airflow_fixes
+    from include.vyapar.runtime import airflow_fixes
 
     monkeypatch.setattr(triggerer_job_runner, "anyio", anyio)
     monkeypatch.setattr(airflow_fixes, "_sleeps", None)

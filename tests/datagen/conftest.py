@@ -7,7 +7,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from include.vyapar.datagen import TABLES, generate_initial, land_next_batch
+from include.vyapar.data.datagen import TABLES, generate_initial, land_next_batch
 
 AS_OF = "2026-11-26T10:00:00"
 SMALL_SCALE = 0.05

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from include.vyapar.datagen import LandingNotEmptyError, generate_initial, land_next_batch, table_row_counts
+from include.vyapar.data.datagen import LandingNotEmptyError, generate_initial, land_next_batch, table_row_counts
 from tests.datagen.conftest import AS_OF, SMALL_SCALE, landed_views, scalar
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -128,7 +128,7 @@ def test_no_temporary_files_are_left_behind(with_arrivals):
 def _cli(*args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
     return subprocess.run(
-        [sys.executable, "-m", "include.vyapar.datagen", *args],
+        [sys.executable, "-m", "include.vyapar.data.datagen", *args],
         cwd=REPO_ROOT,
         env=env,
         capture_output=True,
@@ -159,7 +159,7 @@ def test_cli_init_arrive_stats_and_refusal(tmp_path):
 def test_every_batch_is_recorded_in_the_ledger_even_for_tables_without_rows(tmp_path):
     import duckdb
 
-    from include.vyapar.datagen import TABLES, generate_initial, land_next_batch
+    from include.vyapar.data.datagen import TABLES, generate_initial, land_next_batch
 
     generate_initial(tmp_path, scale=0.05, seed=5, as_of="2026-11-26T10:00:00", progress=False)
     land_next_batch(tmp_path)

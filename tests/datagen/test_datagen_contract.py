@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pyarrow.parquet as pq
 
-from include.vyapar.datagen import TABLE_SCHEMAS, TABLES, table_row_counts
-from include.vyapar.datagen.schema import landed_schema
+from include.vyapar.data.datagen import TABLE_SCHEMAS, TABLES, table_row_counts
+from include.vyapar.data.datagen.schema import landed_schema
 from tests.datagen.conftest import landed_views, scalar
 
 ID_PATTERNS = {

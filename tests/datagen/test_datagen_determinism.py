@@ -6,7 +6,7 @@ import hashlib
 
 import pytest
 
-from include.vyapar.datagen import TABLES, generate_initial, land_next_batch
+from include.vyapar.data.datagen import TABLES, generate_initial, land_next_batch
 from tests.datagen.conftest import AS_OF, SMALL_SCALE
 
 

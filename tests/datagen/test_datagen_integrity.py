@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from include.vyapar.datagen.reference_data import CITIES
+from include.vyapar.data.datagen.reference_data import CITIES
 from tests.datagen.conftest import landed_views, scalar
 
 FOREIGN_KEYS = [

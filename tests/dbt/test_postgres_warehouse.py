@@ -24,8 +24,9 @@ import pyarrow.parquet as pq
 import pytest
 from warehouse_harness import AS_OF, DBT_BIN, DBT_PROJECT_DIR, TABLES, DbtResult, Warehouse, rows
 
-from include.vyapar import pg_raw, settings
-from include.vyapar.datagen import table_row_counts
+from include.vyapar import settings
+from include.vyapar.data import pg_raw
+from include.vyapar.data.datagen import table_row_counts
 from tests.conftest import ARTIFACTS
 
 ADMIN_URL = os.environ.get("VYAPAR_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -328,7 +329,7 @@ def test_unreachable_warehouse_is_a_clear_error_without_the_password(tmp_path, m
     # The bootstrap CLI says the same in one line and exits non-zero.
     env = {**os.environ, "VYAPAR_DBT_TARGET": "postgres", "VYAPAR_LANDING_DIR": str(tmp_path),
            f"AIRFLOW_CONN_{settings.WAREHOUSE_CONN_ID.upper()}": f"postgresql://vyapar:{PASSWORD}@127.0.0.1:1/nowhere"}  # fmt: skip
-    proc = subprocess.run([str(DBT_BIN.with_name("python")), "-m", "include.vyapar.warehouse", "bootstrap"],
+    proc = subprocess.run([str(DBT_BIN.with_name("python")), "-m", "include.vyapar.data.warehouse", "bootstrap"],
                           env=env, capture_output=True, text=True, cwd=settings.REPO_ROOT, check=False)  # fmt: skip
     assert proc.returncode == 1
     assert "cannot reach the Postgres warehouse" in proc.stderr and PASSWORD not in proc.stdout + proc.stderr
@@ -342,7 +343,7 @@ def test_cosmos_builds_the_postgres_profile_from_the_airflow_connection(tmp_path
     """`airflow dags test vyapar_sources` on the postgres target, the warehouse given only as
     AIRFLOW_CONN_VYAPAR_WAREHOUSE: the landing task loads the hour's batch into raw, Cosmos' freshness and
     source-test tasks connect through the profile it maps from that connection."""
-    from include.vyapar.datagen import generate_initial
+    from include.vyapar.data.datagen import generate_initial
     from tests.dags.conftest import airflow_cli, dags_test
 
     landing = tmp_path / "landing"
@@ -351,7 +352,7 @@ def test_cosmos_builds_the_postgres_profile_from_the_airflow_connection(tmp_path
     env = {**pg_database.env(), "VYAPAR_LANDING_DIR": str(landing), "VYAPAR_WAREHOUSE_POOL_SLOTS": "4"}
     airflow_cli("db", "migrate")
     airflow_cli("pools", "set", "duckdb_warehouse", "1", "DuckDB single writer")  # other tests' DAG runs
-    setup = subprocess.run([str(DBT_BIN.with_name("python")), "-m", "include.vyapar.airflow_setup"],
+    setup = subprocess.run([str(DBT_BIN.with_name("python")), "-m", "include.vyapar.deploy.airflow_setup"],
                            env={**os.environ, **env}, capture_output=True, text=True, check=False)  # fmt: skip
     assert setup.returncode == 0, setup.stderr
     assert "pool postgres_warehouse: 4 slot(s)" in setup.stdout

@@ -92,12 +92,12 @@ class Warehouse:
         return result
 
     def land_initial(self, as_of: str | datetime = AS_OF, scale: float = SCALE, seed: int = SEED) -> None:
-        from include.vyapar.datagen import generate_initial
+        from include.vyapar.data.datagen import generate_initial
 
         generate_initial(self.landing, scale=scale, seed=seed, as_of=as_of, progress=False)
 
     def arrive(self, hours: int = 1, at: str | datetime | None = None) -> dict:
-        from include.vyapar.datagen import land_next_batch
+        from include.vyapar.data.datagen import land_next_batch
 
         return land_next_batch(self.landing, at=at, hours=1 if at else hours)
 

@@ -314,7 +314,7 @@ def _land_batch(stack: StandInStack) -> str:
     """The extractor's part (outside Airflow in production): land the next hourly batch on the landing volume."""
     landing = Path(stack.host_path("/opt/airflow/data/landing"))
     env = {**stack.services["airflow-scheduler"].env}
-    subprocess.run([sys.executable, "-m", "include.vyapar.datagen", "arrive", "--landing", str(landing), "--hours", "3", "--quiet"],
+    subprocess.run([sys.executable, "-m", "include.vyapar.data.datagen", "arrive", "--landing", str(landing), "--hours", "3", "--quiet"],
                    env=env, cwd=REPO_ROOT, check=True, capture_output=True)  # fmt: skip
     return sorted((landing / "_batches").glob("*.parquet"))[-1].stem
 

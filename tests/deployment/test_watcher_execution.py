@@ -1,7 +1,7 @@
 """Cosmos watcher execution (VYAPAR_DBT_EXECUTION=watcher) on a real scheduler and triggerer (`bin/start`).
 
 One producer task runs the layer's `dbt build`; each model keeps a task (a sensor) that starts and ends in the
-triggerer (include/vyapar/watcher.py): no worker process, so it has no pid. A targeted run skips the producer, runs
+triggerer (include/vyapar/runtime/watcher.py): no worker process, so it has no pid. A targeted run skips the producer, runs
 the selected model's sensor as a dbt run of its own on a worker (Cosmos' fallback) and skips the others.
 """
 
@@ -14,7 +14,7 @@ import duckdb
 import pytest
 import requests
 
-from include.vyapar import dbt_in_process
+from include.vyapar.runtime import dbt_in_process
 from tests.deployment.test_local_start import _wait_for, bin_start
 
 pytestmark = pytest.mark.slow
@@ -86,7 +86,7 @@ def test_a_layer_runs_as_one_build_and_its_model_tasks_never_take_a_worker(watch
     log.raise_for_status()
     assert "model.vyaparbazaar.int_customer_behavior" in log.text  # the trigger's lines: the model it watched
     # Cosmos' done gate was settled by the scheduler (no worker); the per-node results went out as one XCom, the
-    # producer's status board (include/vyapar/status_board.py), not as an XCom per node
+    # producer's status board (include/vyapar/runtime/status_board.py), not as an XCom per node
     assert (
         tis["dbt.dbt_producer_watcher_done"]["state"] == "success" and not tis["dbt.dbt_producer_watcher_done"]["pid"]
     )

@@ -6,8 +6,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from include.vyapar.datagen import generate_initial, land_next_batch
-from include.vyapar.landing_checks import QUARANTINE_DIR, BadRawDataError, check_landing
+from include.vyapar.data.datagen import generate_initial, land_next_batch
+from include.vyapar.data.landing_checks import QUARANTINE_DIR, BadRawDataError, check_landing
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ import requests
 from include.vyapar.alerting.alert import Alert
 from include.vyapar.alerting.store import AlertStore
 from include.vyapar.health.render import secs
-from include.vyapar.schedules import load_schedules
+from include.vyapar.pipeline.schedules import load_schedules
 from tests.ui.conftest import UI_ARTIFACTS, wait_for
 
 pytestmark = pytest.mark.slow

@@ -23,7 +23,7 @@ from include.vyapar.alerting.alert import Alert
 from include.vyapar.alerting.config import get_config
 from include.vyapar.alerting.incidents import raise_alert, resolve
 from include.vyapar.alerting.store import get_store
-from include.vyapar.schedules import PipelineSchedule, load_schedules
+from include.vyapar.pipeline.schedules import PipelineSchedule, load_schedules
 
 log = logging.getLogger(__name__)
 SOURCE_NAME = "vyaparbazaar_raw"

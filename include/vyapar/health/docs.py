@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from include.vyapar import settings
-from include.vyapar.warehouse import run_dbt
+from include.vyapar.data.warehouse import run_dbt
 
 SLUG = "vyaparbazaar"
 

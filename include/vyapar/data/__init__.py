@@ -1,0 +1,1 @@
+"""Raw data: the generator, the landing folder and its checks, the PostgreSQL raw loader, the warehouse bootstrap."""

@@ -1,0 +1,58 @@
+"""The sources DAG's landing step: drops the hour's raw batch where the dbt sources read it.
+
+DuckDB reads the landing folder in place. On the Postgres target the landed batches are also loaded into the
+warehouse's `raw` schema (include/vyapar/data/pg_raw.py) by the same task, and the contract check re-syncs after it
+quarantines a file, so Postgres holds exactly the files DuckDB would read.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime
+
+from include.vyapar import settings
+
+
+def simulate_arrivals() -> bool:
+    """Locally the generator plays the extractor; in production an extractor lands files and this only checks."""
+    return os.environ.get("VYAPAR_SIMULATE_ARRIVALS", "true").lower() in {"1", "true", "yes"}
+
+
+def land_hourly_batch() -> dict:
+    from include.vyapar.data.datagen import land_next_batch, table_row_counts
+
+    landing = settings.LANDING_DIR
+    if not (landing / "_state.json").exists():
+        raise FileNotFoundError(
+            f"landing folder {landing} has no initial load; run `bin/setup` or "
+            "`python -m include.vyapar.data.datagen init` first"
+        )
+    if not simulate_arrivals():
+        counts = table_row_counts(landing)
+        print(f"VYAPAR_SIMULATE_ARRIVALS is off: not generating; rows landed so far: {counts}")
+        _load_into_warehouse(None)  # whatever the extractor dropped that the warehouse does not hold yet
+        return {"simulated": False, "rows": counts}
+    now = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
+    result = land_next_batch(landing, at=now)
+    print(f"landed batch {result.get('batch_id')} at {now.isoformat()}Z: {result}")
+    # All batches, not only this one: a batch an earlier failed run landed but did not load is caught up.
+    _load_into_warehouse(None)
+    return result
+
+
+def _load_into_warehouse(batches: list[str] | None) -> None:
+    """Postgres target: load landed batches into schema raw (new/changed files; removed ones dropped)."""
+    from include.vyapar.data.pg_raw import sync_if_postgres
+
+    sync_if_postgres(batches)
+
+
+def check_raw_batches(batches: list[str] | None = None) -> list[str]:
+    """Contract check of the landed files (all, or the given batches); bad files are quarantined."""
+    from include.vyapar.data.landing_checks import check_landing
+
+    try:
+        return [str(p) for p in check_landing(settings.LANDING_DIR, batches=batches) if p.severity != "info"]
+    finally:
+        # a quarantined file leaves the folder: its rows leave the Postgres raw schema too (no-op on DuckDB)
+        _load_into_warehouse(batches)
