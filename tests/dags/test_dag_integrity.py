@@ -183,8 +183,17 @@ def test_bad_schedules_file_names_the_problem(tmp_path, text, message):
         load_schedules(path)
 
 
-@pytest.mark.parametrize("bad", ["x; rm -rf /", "$(id)", "`id`", "a' b", "stg|cat", "x" * 500])
-def test_select_param_refuses_shell_injection(bad, dagbag):
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "x; rm -rf /", "$(id)", "`id`", "a' b", "stg|cat", "x" * 500,
+        # dbt options: each writes where the task can write (dbt/target/manifest.json would break DAG parsing)
+        "stg_orders --record-timing-info dbt/target/manifest.json", "stg_orders --target-path /tmp/x",
+        "--log-path /tmp/x", "stg_orders -s other", "stg_orders\n", "stg_orders\n--target-path /tmp", "\n",
+        "stg_orders\r", "stg_orders\tother",
+    ],
+)  # fmt: skip
+def test_select_param_refuses_shell_injection_and_dbt_options(bad, dagbag):
     from airflow.sdk.definitions.param import ParamsDict
 
     with pytest.raises(InvalidSelectorError):
@@ -195,9 +204,24 @@ def test_select_param_refuses_shell_injection(bad, dagbag):
         params.validate()
 
 
-@pytest.mark.parametrize("good", ["", "stg_orders", "stg_orders+ +mart_daily_sales", "tag:daily,path:models/marts", "@fct_orders"])
-def test_select_param_accepts_dbt_selectors(good):
+def test_select_error_names_a_newline_and_an_option_visibly():
+    with pytest.raises(InvalidSelectorError, match=r"'\\n'"):
+        validate_selector("stg_orders\n")
+    with pytest.raises(InvalidSelectorError, match="'--record-timing-info'.*read by dbt as an option"):
+        validate_selector("stg_orders --record-timing-info /tmp/x")
+
+
+@pytest.mark.parametrize(
+    "good", ["", "stg_orders", "stg_orders+ +mart_daily_sales", "tag:daily,path:models/marts", "@fct_orders",
+             "  stg_orders  ", "2+fct_orders+1", "stg_orders,-x"],
+)  # fmt: skip
+def test_select_param_accepts_dbt_selectors(good, dagbag):
+    from airflow.sdk.definitions.param import ParamsDict
+
     assert validate_selector(good) == good.split()
+    params = ParamsDict(dagbag.dags["vyapar_staging"].params)
+    params["select"] = good
+    params.validate()  # the trigger form's pattern agrees with validate_selector
 
 
 def test_start_date_is_in_the_past():

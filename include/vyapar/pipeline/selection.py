@@ -13,7 +13,12 @@ from include.vyapar.data.warehouse import dbt_command
 
 # dbt selector syntax only: names, paths, methods (tag:, path:, source:), graph operators (+ @ *), unions
 # (space), intersections (comma). No quotes, semicolons, $ or backticks: the value is never given to a shell.
-SELECTOR_PATTERN = r"^[A-Za-z0-9_.:+*@,/ -]*$"
+# No token may start with "-": dbt would read it as an option (--target-path, --record-timing-info write files).
+SELECTOR_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.:+*@,/- ")
+_TOKEN = r"[A-Za-z0-9_.:+*@,/][A-Za-z0-9_.:+*@,/-]*"
+# The same rule as a JSON-schema pattern, for the trigger form and the API: it must mean the same in Python's `re`
+# and in ECMAScript. `$` alone would accept a trailing newline in Python; `(?![\s\S])` means "end of input" in both.
+SELECTOR_PATTERN = rf"^ *(?:{_TOKEN}(?: +{_TOKEN})*)? *$(?![\s\S])"
 SELECTOR_MAX_LENGTH = 400
 _SELECTOR_RE = re.compile(SELECTOR_PATTERN)
 
@@ -30,11 +35,18 @@ def validate_selector(selector: str | None) -> list[str]:
         raise InvalidSelectorError(f"select must be a string, got {type(selector).__name__}")
     if len(selector) > SELECTOR_MAX_LENGTH:
         raise InvalidSelectorError(f"select is {len(selector)} characters; the limit is {SELECTOR_MAX_LENGTH}")
-    if not _SELECTOR_RE.match(selector):
-        bad = sorted({c for c in selector if not _SELECTOR_RE.match(c)})
+    bad = sorted({c for c in selector if c not in SELECTOR_CHARS})
+    if bad:
+        shown = ", ".join(repr(c) for c in bad)  # repr: a newline shows as '\n', not as an empty-looking ''
+        raise InvalidSelectorError(f"select {selector!r} contains characters not allowed in a dbt selector: {shown}")
+    options = [token for token in selector.split() if token.startswith("-")]
+    if options:
         raise InvalidSelectorError(
-            f"select {selector!r} contains characters not allowed in a dbt selector: {''.join(bad)!r}"
+            f"select {selector!r} contains {', '.join(map(repr, options))}: a selector is dbt selection syntax only; "
+            "a word starting with '-' would be read by dbt as an option"
         )
+    if not _SELECTOR_RE.match(selector):  # the form's pattern: the checks above should already have said why
+        raise InvalidSelectorError(f"select {selector!r} is not a dbt selector")
     return selector.split()
 
 
