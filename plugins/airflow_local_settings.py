@@ -1,12 +1,16 @@
-"""Airflow imports this module (plugins/ is on its path) at the start of every process: it installs our fixes for
-known Airflow bugs, each only in the process it concerns (include/vyapar/runtime/airflow_fixes.py). It defines no
-settings and no cluster policies."""
+"""Airflow imports this module (plugins/ is on its path) at the start of every process: it refuses to start on
+versions our patches of private Airflow/Cosmos/dbt code were not verified on, then installs the ones this process
+needs (include/vyapar/runtime/patches/, docs/runtime.md). It defines no settings and no cluster policies."""
+
+import sys
 
 __all__: list[str] = []
 
 try:
-    from include.vyapar.runtime.airflow_fixes import install
-except ImportError:  # the repository is not on the path (a process outside this deployment): nothing to fix
-    pass
+    from include.vyapar.runtime import patches
+except ModuleNotFoundError as exc:
+    if exc.name not in ("include", "include.vyapar", "include.vyapar.runtime"):
+        raise
+    # the repository is not on the path (a process outside this deployment): nothing of ours runs in it
 else:
-    install()
+    patches.install_for_process(sys.argv)

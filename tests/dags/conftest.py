@@ -18,6 +18,10 @@ from tests.conftest import ARTIFACTS as ALL_ARTIFACTS
 
 BIN = Path(sys.executable).parent
 ARTIFACTS = ALL_ARTIFACTS / "dags_test"
+# `airflow dags test` runs a DAG's tasks one after the other in its own process: the DAGs here are built and
+# run in Cosmos' local execution (a task and dbt process per model). The platform's own (watcher, dbt in process:
+# include/vyapar/pipeline/cosmos_config.py) runs on a real scheduler and triggerer in tests/deployment/ and tests/ui/.
+PER_MODEL_EXECUTION = {"VYAPAR_DBT_EXECUTION": "local", "VYAPAR_DBT_INVOCATION": "subprocess"}
 LAYERS_IN_SCHEDULE_ORDER = [
     "vyapar_sources", "vyapar_staging", "vyapar_intermediate", "vyapar_dimensions",
     "vyapar_facts", "vyapar_marts", "vyapar_ml_features",
@@ -48,6 +52,7 @@ class DagTestResult:
 
 def dags_test(dag_id: str, conf: dict | None = None, env: dict | None = None, timeout: int = 900) -> DagTestResult:
     """Run a DAG with `airflow dags test` (a real DagRun in the metadata DB, tasks in-process) and read its end state."""
+    env = {**PER_MODEL_EXECUTION, **(env or {})}
     args = ["dags", "test", dag_id]
     if conf:
         args += ["-c", json.dumps(conf)]
@@ -63,6 +68,15 @@ def dags_test(dag_id: str, conf: dict | None = None, env: dict | None = None, ti
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         (ARTIFACTS / f"{dag_id}-{datetime.now(UTC):%H%M%S}.log").write_text(output)
     return result
+
+
+@pytest.fixture(scope="module", autouse=True)
+def per_model_execution():
+    """The DAGs this folder's tests build in-process: local execution, as `airflow dags test` runs them."""
+    with pytest.MonkeyPatch.context() as mp:
+        for name, value in PER_MODEL_EXECUTION.items():
+            mp.setenv(name, value)
+        yield
 
 
 @pytest.fixture(scope="session")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import os
 from pathlib import Path
 
@@ -16,32 +15,8 @@ from cosmos.constants import (
     TestBehavior,
     TestIndirectSelection,
 )
-from cosmos.dbt import graph as _cosmos_graph
 
 from include.vyapar import settings
-
-# Parse time: Cosmos re-reads dbt_project.yml (pure-Python YAML, ~15% of building our DAGs) for every DbtTaskGroup,
-# only to find the packages folder; our twelve groups share one project, so read it once per process.
-_cosmos_graph.get_dbt_packages_subpath = functools.lru_cache(maxsize=8)(_cosmos_graph.get_dbt_packages_subpath)
-# Likewise each DbtTaskGroup decodes the manifest again (~30 ms each, a third of our parse): decode it once per
-# process and file version. Cosmos reads the dict (builds its own node objects from it), never writes it.
-_load_manifest_uncached = _cosmos_graph.DbtGraph._load_manifest_from_file
-_MANIFESTS: dict[tuple, dict] = {}
-
-
-def _load_manifest_once(graph, manifest_path):
-    try:
-        st = os.stat(str(manifest_path))
-        key = (str(manifest_path), st.st_mtime_ns, st.st_size)
-    except (OSError, TypeError, ValueError):  # not a local file: Cosmos reads it its own way
-        return _load_manifest_uncached(graph, manifest_path)
-    if key not in _MANIFESTS:
-        _MANIFESTS.clear()
-        _MANIFESTS[key] = _load_manifest_uncached(graph, manifest_path)
-    return _MANIFESTS[key]
-
-
-_cosmos_graph.DbtGraph._load_manifest_from_file = _load_manifest_once
 
 
 class ManifestMissingError(FileNotFoundError):
@@ -106,22 +81,26 @@ def postgres_profile_config(conn_id: str | None = None) -> ProfileConfig:
     )
 
 
-# How dbt tasks run (bench/ measures each; see README "Benchmarks"). Environment, so tests and product can differ:
-#   VYAPAR_DBT_EXECUTION   local (default): one dbt process per model task (`dbt build --select <model>`)
-#                          watcher: one `dbt build` per DAG run (producer task), a sensor task per model
-#   VYAPAR_DBT_INVOCATION  subprocess (default): dbt through dbt-serialized, whose flock serialises DuckDB writers
-#                          dbt_runner: dbt in the task's own process, under the same flock (dbt_in_process.py);
-#                          with include.vyapar.runtime.executor.WarmLocalExecutor the task starts with dbt imported
+# How dbt tasks run: one value everywhere (bin/start, docker-compose.yaml, the celery profile); docs/runtime.md.
+#   VYAPAR_DBT_EXECUTION   watcher (default): one `dbt build` per DAG run (producer task), a sensor task per model
+#                          that starts and ends in the triggerer (patches/watcher_trigger.py)
+#                          local: one dbt process per model task (`dbt build --select <model>`; docs/scaling.md)
+#   VYAPAR_DBT_INVOCATION  dbt_runner (default): dbt in the task's own process, under the warehouse flock
+#                          (patches/dbt_runner_in_process.py); with include.vyapar.runtime.executor.WarmLocalExecutor
+#                          the task starts with dbt imported
+#                          subprocess: dbt through dbt-serialized, whose flock serialises DuckDB writers
 EXECUTION_MODES = {"local": ExecutionMode.LOCAL, "watcher": ExecutionMode.WATCHER}
 INVOCATION_MODES = {"subprocess": InvocationMode.SUBPROCESS, "dbt_runner": InvocationMode.DBT_RUNNER}
+DEFAULT_EXECUTION = "watcher"
+DEFAULT_INVOCATION = "dbt_runner"
 
 
 def execution_mode_name() -> str:
-    return _choice("VYAPAR_DBT_EXECUTION", EXECUTION_MODES, "local")
+    return _choice("VYAPAR_DBT_EXECUTION", EXECUTION_MODES, DEFAULT_EXECUTION)
 
 
 def invocation_mode_name() -> str:
-    return _choice("VYAPAR_DBT_INVOCATION", INVOCATION_MODES, "subprocess")
+    return _choice("VYAPAR_DBT_INVOCATION", INVOCATION_MODES, DEFAULT_INVOCATION)
 
 
 def _choice(var: str, choices: dict, default: str) -> str:
@@ -134,10 +113,7 @@ def _choice(var: str, choices: dict, default: str) -> str:
 def execution_config(execution: str | None = None, invocation: str | None = None) -> ExecutionConfig:
     execution = execution or execution_mode_name()
     invocation = invocation or invocation_mode_name()
-    if invocation == "dbt_runner":
-        from include.vyapar.runtime import dbt_in_process
-
-        dbt_in_process.install()  # the warehouse lock dbt-serialized takes, and only the events Cosmos reads
+    # dbt_runner runs through patches/dbt_runner_in_process.py, installed by the DAG file (patches.install_for_dags)
     return ExecutionConfig(
         execution_mode=EXECUTION_MODES[execution],
         invocation_mode=INVOCATION_MODES[invocation],

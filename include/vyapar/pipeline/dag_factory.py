@@ -24,7 +24,7 @@ from include.vyapar.pipeline.selection import (
     task_selects,
     validate_selector,
 )
-from include.vyapar.runtime import status_board
+from include.vyapar.runtime.patches import status_board
 
 START_DATE = pendulum.datetime(2026, 1, 1, tz=settings.TIMEZONE)
 PLATFORM_TAG = "vyaparbazaar"
@@ -94,7 +94,7 @@ def _skip_unless_selected(context) -> None:
 
 def _before_dbt_task(context) -> None:
     """pre_execute of every dbt task: the selection check, then the watchdog (slow and resource alerts); the
-    watcher producer's per-node results go to its status board (include/vyapar/runtime/status_board.py)."""
+    watcher producer's per-node results go to its status board (include/vyapar/runtime/patches/status_board.py)."""
     _skip_unless_selected(context)
     callbacks.start_task_watch(context)
     if getattr(context["task"], "_vyapar_producer", False):
@@ -197,9 +197,9 @@ def build_dag(schedules: Schedules, schedule: PipelineSchedule) -> DAG:
 
 def _tune_watcher_sensors(dag: DAG) -> None:
     """Watcher execution (VYAPAR_DBT_EXECUTION=watcher): its per-model sensors start and end in the triggerer
-    (include/vyapar/runtime/watcher.py). Local execution has no sensors: nothing changes there."""
+    (include/vyapar/runtime/patches/watcher_trigger.py). Local execution has no sensors: nothing changes there."""
     if any(isinstance(t, BaseSensorOperator) for t in dag.tasks):
-        from include.vyapar.runtime.watcher import (
+        from include.vyapar.runtime.patches.watcher_trigger import (
             end_each_sensor_on_its_own_result,
             settle_the_done_gate_without_a_worker,
             start_producer_beside,

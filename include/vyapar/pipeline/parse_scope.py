@@ -6,18 +6,16 @@ Building every DAG (twelve Cosmos task groups) is the cost of a parse. Two kinds
   sends one, success included, which Airflow 3 then drops ("not a failure callback"). Measured at 100k events:
   27 such parses of the whole file in one daily build, 21 CPU seconds on a 2-core machine that was running dbt.
   Airflow gives such a parse no parsing context; its callback requests are read from the dag-processor's parse
-  call (`airflow.dag_processing.processor._parse_file(msg, ...)`) on the stack.
+  call on the stack (include/vyapar/runtime/patches/callback_parse_scope.py: Airflow's private names).
 Anything else (the dag-processor's regular parse, `airflow dags list`, a test's DagBag) builds them all; so does a
 parse whose callers look different (another Airflow version): the fallback is the whole file, never less.
 """
 
 from __future__ import annotations
 
-import sys
-
 from airflow.sdk import get_parsing_context
 
-_PROCESSOR_MODULE = "airflow.dag_processing.processor"
+from include.vyapar.runtime.patches.callback_parse_scope import callback_requests
 
 
 def dag_ids_to_build() -> frozenset[str] | None:
@@ -25,17 +23,8 @@ def dag_ids_to_build() -> frozenset[str] | None:
     own = get_parsing_context().dag_id
     if own:
         return frozenset({own})
-    ids = frozenset(filter(None, (_dag_id(r) for r in _callback_requests())))
+    ids = frozenset(filter(None, (_dag_id(r) for r in callback_requests())))
     return ids or None
-
-
-def _callback_requests() -> list:
-    frame = sys._getframe(1)
-    while frame is not None:
-        if frame.f_code.co_name == "_parse_file" and frame.f_globals.get("__name__") == _PROCESSOR_MODULE:
-            return list(getattr(frame.f_locals.get("msg"), "callback_requests", None) or [])
-        frame = frame.f_back
-    return []
 
 
 def _dag_id(request) -> str | None:

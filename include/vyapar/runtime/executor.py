@@ -3,14 +3,15 @@
 Airflow's LocalExecutor forks its worker processes from the scheduler when it starts, and each worker forks a
 process per task. Importing dbt takes ~3 s of CPU (dbt builds its artifact classes at import), and a task that
 runs dbt in process (Cosmos' dbt_runner invocation) paid it on every run: with one dbt build per layer DAG run,
-that was most of the platform's cost over a plain `dbt build` at small data sizes (bench/, README "Benchmarks").
+that was most of the platform's cost over a plain `dbt build` at small data sizes (bench/README.md).
 Here the scheduler imports dbt and the adapters once and runs one `dbt parse` (dbt builds its (de)serialisers on
 first use), before the workers are forked: every task process inherits them (copy-on-write, after gc.freeze),
 and the manifest that parse produced, which a task's first dbt invocation uses while the project is unchanged
 (warm_manifest.py).
 
-Configure: AIRFLOW__CORE__EXECUTOR=include.vyapar.runtime.executor.WarmLocalExecutor (bin/start does). A failed import is
-logged and the executor runs as a plain LocalExecutor: tasks then import dbt themselves.
+The platform's executor with LocalExecutor (bin/start, docker-compose.yaml): AIRFLOW__CORE__EXECUTOR=
+include.vyapar.runtime.executor.WarmLocalExecutor. It refuses to start on unverified versions (patches.check); a
+module that fails to preload is logged and the executor runs as a plain LocalExecutor: tasks import dbt themselves.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from pathlib import Path
 
 from airflow.executors.local_executor import LocalExecutor
 
-from include.vyapar.runtime import warm_manifest
+from include.vyapar.runtime import patches, warm_manifest
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +110,7 @@ class WarmLocalExecutor(LocalExecutor):
     """LocalExecutor; its workers (and so every task process) are forked after dbt has been imported and warmed."""
 
     def start(self) -> None:
+        patches.check()
         if self.is_mp_using_fork:
             took = preload()
             warm = warm_up_dbt()

@@ -1,6 +1,6 @@
-"""The watcher producer's status board (include/vyapar/runtime/status_board.py), the triggers reading it
-(include/vyapar/runtime/watcher.py), the parse scope of a dag-processor callback run (include/vyapar/pipeline/parse_scope.py) and
-the dag-processor fix (include/vyapar/runtime/airflow_fixes.py). The real runs: tests/deployment/test_watcher_execution.py."""
+"""The watcher producer's status board (patches/status_board.py), the triggers reading it (patches/watcher_trigger.py),
+the parse scope of a dag-processor callback run (pipeline/parse_scope.py, patches/callback_parse_scope.py) and the
+dag-processor and triggerer patches. The real runs: tests/deployment/test_watcher_execution.py."""
 
 from __future__ import annotations
 
@@ -18,8 +18,8 @@ from cosmos.constants import _DBT_STARTUP_EVENTS_XCOM_KEY
 from cosmos.operators._watcher.base import _store_startup_event_from_log
 from cosmos.operators._watcher.state import safe_xcom_push
 
-from include.vyapar.runtime import status_board
-from include.vyapar.runtime.status_board import BOARD_KEY, StatusBoard
+from include.vyapar.runtime.patches import status_board
+from include.vyapar.runtime.patches.status_board import BOARD_KEY, StatusBoard
 
 REPO = Path(__file__).resolve().parents[2]
 STATUS = "model__vyaparbazaar__stg_orders_status"
@@ -105,7 +105,7 @@ def test_cosmos_callback_and_post_execute_flush_and_close_the_producers_board():
 
 
 def test_the_sensors_of_a_run_share_their_reads_and_read_the_board_again_once_the_producer_ended():
-    from include.vyapar.runtime.watcher import TriggererWatcherTrigger
+    from include.vyapar.runtime.patches.watcher_trigger import TriggererWatcherTrigger
 
     reads = {"board": 0, "producer": 0, "per_key": 0}
     state = {"producer": "running", "board": {STATUS: {"status": "success", "outlet_uris": []}}}
@@ -160,7 +160,7 @@ def test_the_sensors_of_a_run_share_their_reads_and_read_the_board_again_once_th
 def test_shared_reads_space_out_with_the_age_of_the_build():
     """A sensor lags its model by at most ~5% of the time it has waited: reads every 0.25 s early on, every 2 s
     in a long build (each read is an API request that takes CPU from the build)."""
-    from include.vyapar.runtime.watcher import TriggererWatcherTrigger
+    from include.vyapar.runtime.patches.watcher_trigger import TriggererWatcherTrigger
 
     reads: list[float] = []
 
@@ -215,10 +215,10 @@ print(open({str(record)!r}).read())
 def test_a_callback_only_run_keeps_the_files_parse_time_in_the_dag_processor():
     from airflow.dag_processing.manager import DagFileInfo, DagFileProcessorManager, DagFileStat
 
-    from include.vyapar.runtime import airflow_fixes
+    from include.vyapar.runtime import patches
 
-    airflow_fixes.install(["airflow", "dag-processor"])  # the module is imported: patched at once
-    assert getattr(DagFileProcessorManager.handle_parsing_result, "__vyapar_fix__", False)
+    patches.install_for_process(["airflow", "dag-processor"])  # the module is imported: patched at once
+    assert getattr(DagFileProcessorManager.handle_parsing_result, "__vyapar_patch__", False)
 
     class Proc:
         had_callbacks, parsing_result, start_time = True, None, time.monotonic()
@@ -237,7 +237,7 @@ def _watch(model: str, board: dict, producer: str, task_states: list[dict], **kw
     tasks go through (one per read), as the triggerer would give them; returns (events, task-state reads)."""
     from airflow.sdk.execution_time import task_runner
 
-    from include.vyapar.runtime.watcher import TriggererWatcherTrigger
+    from include.vyapar.runtime.patches.watcher_trigger import TriggererWatcherTrigger
 
     reads: list = []
 
@@ -344,22 +344,23 @@ def test_a_firing_trigger_wakes_the_triggerer_runner_loop_in_the_triggerer_only(
     import anyio
     from airflow.jobs import triggerer_job_runner
 
-    from include.vyapar.runtime import airflow_fixes
+    from include.vyapar.runtime import patches
+    from include.vyapar.runtime.patches import triggerer_wake
 
     monkeypatch.setattr(triggerer_job_runner, "anyio", anyio)
-    monkeypatch.setattr(airflow_fixes, "_sleeps", None)
-    airflow_fixes.install(["airflow", "scheduler"])
+    monkeypatch.setattr(triggerer_wake, "_sleeps", None)
+    patches.install_for_process(["airflow", "scheduler"])
     assert triggerer_job_runner.anyio is anyio  # not the triggerer: untouched
-    airflow_fixes.install(["airflow", "triggerer"])
-    airflow_fixes.install(["airflow", "triggerer"])  # idempotent
+    patches.install_for_process(["airflow", "triggerer"])
+    patches.install_for_process(["airflow", "triggerer"])  # idempotent
     shim = triggerer_job_runner.anyio
-    assert isinstance(shim, airflow_fixes._WakeableSleeps) and shim._anyio is anyio
+    assert isinstance(shim, triggerer_wake._WakeableSleeps) and shim._anyio is anyio
     assert shim.Event is anyio.Event  # the rest is anyio's own
 
     async def runner_pass(wake_after: float | None) -> float:
         async def trigger_fires() -> None:
             await asyncio.sleep(wake_after)
-            airflow_fixes.wake_trigger_runner()
+            triggerer_wake.wake_trigger_runner()
 
         if wake_after is not None:
             fired = asyncio.ensure_future(trigger_fires())
@@ -373,4 +374,4 @@ def test_a_firing_trigger_wakes_the_triggerer_runner_loop_in_the_triggerer_only(
     assert 0.95 < asyncio.run(runner_pass(None)) < 1.5  # nothing fired: Airflow's 1 s
     woken = asyncio.run(runner_pass(0.1))
     assert 0.1 < woken < 0.4, woken
-    airflow_fixes.wake_trigger_runner()  # outside an event loop (a worker, the scheduler): nothing happens
+    triggerer_wake.wake_trigger_runner()  # outside an event loop (a worker, the scheduler): nothing happens

@@ -8,9 +8,14 @@ ended 5-6 s after the producer: their reads queued one behind another in the tri
 
 Here, in the producer, the per-node keys go to an in-memory board instead, pushed as one XCom (BOARD_KEY) every
 FLUSH_SECONDS and once more as soon as dbt has finished (Cosmos' `callback`, before it raises on a failed node);
-every sensor of the run then reads that one XCom (include/vyapar/runtime/watcher.py), shared in the triggerer. Other keys
+every sensor of the run then reads that one XCom (watcher_trigger.py), shared in the triggerer. Other keys
 (the producer's flags, its completion) go to XCom as before. Compiled SQL is dropped: Cosmos shows it only when a
 sensor ends on a worker, and ours end in the triggerer.
+
+Upstream: astronomer/astronomer-cosmos#2736 (the watcher's XCom write amplification) and #2777. Private names:
+Cosmos' per-node XCom keys and `_DBT_STARTUP_EVENTS_XCOM_KEY`, `cosmos.operators._watcher.state.xcom_set_lock`,
+and the task instance's `xcom_push`/`xcom_pull` shadowed past its pydantic `__setattr__`. Patches nothing when
+imported: the producer's pre_execute opens a board (dag_factory).
 """
 
 from __future__ import annotations

@@ -13,6 +13,7 @@ import pytest
 
 from include.vyapar import settings
 from include.vyapar.runtime import dbt_in_process
+from include.vyapar.runtime.patches import dbt_runner_in_process
 
 
 def _event(name: str, level: str) -> SimpleNamespace:
@@ -80,11 +81,11 @@ def test_a_failing_callback_is_logged_and_the_rest_still_delivered(caplog):
 def test_install_is_idempotent():
     from cosmos.operators.local import DbtLocalBaseOperator
 
-    dbt_in_process.install()
+    dbt_runner_in_process.install()
     patched = DbtLocalBaseOperator.run_dbt_runner
-    dbt_in_process.install()
+    dbt_runner_in_process.install()
     assert DbtLocalBaseOperator.run_dbt_runner is patched
-    assert patched.__vyapar_patched__
+    assert patched.__vyapar_patch__
 
 
 def _writable_from_another_process(path) -> str:
@@ -109,7 +110,7 @@ def test_a_task_lets_the_duckdb_file_go_with_the_flock(tmp_path, monkeypatch, fa
     (project / "models" / "ok.sql").write_text("select 1 as x")
     (project / "models" / "other.sql").write_text("select * from main.absent" if failing else "select 2 as y")
     monkeypatch.setenv("VYAPAR_WAREHOUSE_LOCK", str(tmp_path / "warehouse.lock"))
-    dbt_in_process.install()
+    dbt_runner_in_process.install()
     task = SimpleNamespace(_dbt_runner_callbacks=[])
     args = ["dbt", "build", "--project-dir", str(project), "--profiles-dir", str(project), "--quiet"]
     result = DbtLocalBaseOperator.run_dbt_runner(task, args, {}, str(project))
@@ -120,17 +121,17 @@ def test_a_task_lets_the_duckdb_file_go_with_the_flock(tmp_path, monkeypatch, fa
 
 
 def _dbt_in_child(target: str, queue) -> None:
-    """A task's first dbt invocation (Cosmos' dbt_runner through dbt_in_process), then a parse."""
+    """A task's first dbt invocation (Cosmos' dbt_runner, as patched), then a parse."""
     import os
 
     from dbt.cli.main import dbtRunner
 
     from include.vyapar.data.warehouse import dbt_command
-    from include.vyapar.runtime import dbt_in_process
+    from include.vyapar.runtime.patches import dbt_runner_in_process
 
     os.environ.update(settings.dbt_env())
     settings.DUCKDB_PATH.parent.mkdir(parents=True, exist_ok=True)
-    compiled = dbt_in_process.invoke(
+    compiled = dbt_runner_in_process.invoke(
         dbt_command("compile", "--select", "stg_customers", "--target-path", target, "--log-path", target),
         settings.dbt_env(), str(settings.DBT_PROJECT_DIR), None,
     )  # fmt: skip
@@ -151,11 +152,12 @@ took = executor.preload()
 warm = executor.warm_up_dbt()
 assert warm is not None, "warm-up failed"
 # none of our modules stays imported (each task reads its own settings) but these, which read none: the executor
-# itself, the manifest it keeps, and the Airflow fixes plugins/airflow_local_settings.py installs in every process
-kept = {{"include.vyapar.runtime.executor", "include.vyapar.runtime.warm_manifest", "include.vyapar.runtime.airflow_fixes"}}
+# itself, the manifest it keeps, and the patches' version guard it checks at start
+kept = {{"include.vyapar.runtime", "include.vyapar.runtime.executor", "include.vyapar.runtime.warm_manifest",
+        "include.vyapar.runtime.patches"}}
 left = [m for m in sys.modules if m.startswith("include.vyapar.") and m not in kept]
 assert not left, left
-from tests.dags.test_dbt_in_process import _dbt_in_child
+from tests.runtime.test_dbt_in_process import _dbt_in_child
 ctx = multiprocessing.get_context("fork")
 q = ctx.Queue()
 target = {str(tmp_path / "target")!r}

@@ -19,6 +19,10 @@ itself, as the `none_failed` rule would have, before running dbt on a worker: a 
 that failed before reporting, and a model dbt skipped because a model upstream failed: once that model's task has
 succeeded on a retry, this one builds its model; if it failed for good, this one ends skipped (only the model that
 failed alerts).
+
+Upstream: astronomer/astronomer-cosmos#2811 (consumers started in the triggerer). Private names: Cosmos'
+`cosmos.operators._watcher` (WatcherTrigger, BaseConsumerSensor, its XCom keys and states) and the graph Cosmos
+builds. Patches nothing when imported: dag_factory calls the rewiring functions on each DAG it builds.
 """
 
 from __future__ import annotations
@@ -37,8 +41,8 @@ from cosmos.operators._watcher.base import BaseConsumerSensor
 from cosmos.operators._watcher.state import PRODUCER_FINAL_STATES, get_status_xcom_key, is_dbt_node_status_failed
 from cosmos.operators._watcher.triggerer import WatcherEventReason, WatcherTrigger
 
-from include.vyapar.runtime.airflow_fixes import wake_trigger_runner
-from include.vyapar.runtime.status_board import BOARD_KEY, on_board
+from include.vyapar.runtime.patches.status_board import BOARD_KEY, on_board
+from include.vyapar.runtime.patches.triggerer_wake import wake_trigger_runner
 
 PLAN_TASK_ID = "plan_selection"  # dag_factory's task resolving a targeted run's `select` param
 # Poll the producer's progress every half second, not Cosmos' 10: the figure a sensor can lag the model it watches.
@@ -53,7 +57,7 @@ class TriggererWatcherTrigger(WatcherTrigger):
     Started by the scheduler (start_from_trigger), its kwargs are fixed when the DAG is parsed: the run it watches
     comes from the task instance the triggerer attaches before running it."""
 
-    # The producer's state and its status board (include/vyapar/runtime/status_board.py), shared by every sensor of its
+    # The producer's state and its status board (status_board.py), shared by every sensor of its
     # run in this triggerer: twenty sensors polling their own keys queued one behind another (each read a round
     # trip through the triggerer's supervisor and the API server) and took the CPU the build needed.
     # Each read is an API request (the API server and the triggerer take CPU the build needs): while a build goes
