@@ -48,11 +48,19 @@ def _load_into_warehouse(batches: list[str] | None) -> None:
 
 
 def check_raw_batches(batches: list[str] | None = None) -> list[str]:
-    """Contract check of the landed files (all, or the given batches); bad files are quarantined."""
+    """Contract check of the landed files (all, or the given batches, and any file put back from quarantine);
+    bad files are quarantined, put-back files re-stamped so the next incremental run reads them."""
     from include.vyapar.data.landing_checks import check_landing
 
+    synced = batches
     try:
-        return [str(p) for p in check_landing(settings.LANDING_DIR, batches=batches) if p.severity != "info"]
+        problems = check_landing(settings.LANDING_DIR, batches=batches)
+        if any(p.severity == "notice" for p in problems):
+            synced = None  # a put-back file of an earlier batch was rewritten: load it too
+        return [str(p) for p in problems if p.severity != "info"]
+    except Exception:
+        synced = None  # what was quarantined may be an earlier batch's put-back
+        raise
     finally:
         # a quarantined file leaves the folder: its rows leave the Postgres raw schema too (no-op on DuckDB)
-        _load_into_warehouse(batches)
+        _load_into_warehouse(synced)
