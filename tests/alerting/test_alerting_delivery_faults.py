@@ -8,9 +8,9 @@ from collections import Counter
 
 import pytest
 
-from include.vyapar.alerting import Alert, enqueue
+from include.vyapar.alerting import Alert
 from include.vyapar.alerting.delivery import flush
-from include.vyapar.alerting.store import AlertStore
+from include.vyapar.alerting.store import AlertStore, enqueue
 from tests.alerting.conftest import failed_run
 from tests.fakes.slack_server import fake_token
 

@@ -7,7 +7,8 @@ import logging
 import time
 from datetime import UTC, datetime, timedelta
 
-from include.vyapar.alerting import Alert, enqueue, task_log_url
+from include.vyapar.alerting import Alert, task_log_url
+from include.vyapar.alerting.store import enqueue
 from tests.alerting.conftest import failed_run
 
 
@@ -175,17 +176,15 @@ def test_silenced_dag_and_maintenance_window_suppress_and_log(harness, caplog):
     )
 
 
-def test_kick_flush_delivers_from_a_detached_process(harness, monkeypatch):
-    from include.vyapar.alerting import kick_flush
+def test_raise_alert_delivers_from_the_raising_process_at_once(harness, monkeypatch):
+    from include.vyapar.alerting import raise_alert
 
-    enqueue(Alert(kind="data_quality", subject="kicked", dag_id="vyapar_facts"))
     monkeypatch.setenv("VYAPAR_ALERTING_KICK", "1")
-    started = time.monotonic()
-    assert kick_flush() is True
-    assert time.monotonic() - started < 1  # never blocks the caller
-    while not harness.slack.messages and time.monotonic() - started < 30:
-        time.sleep(0.2)
-    assert [m.text.splitlines()[0] for m in harness.slack.messages] == ["🟡 MEDIUM · kicked"]
+    result = raise_alert(Alert(kind="data_quality", subject="raised", dag_id="vyapar_facts"))
+    # The inline attempt was waited for: delivered before raise_alert returned, no other process involved.
+    assert [m.text.splitlines()[0] for m in harness.slack.messages] == ["🟡 MEDIUM · raised"]
+    assert [d["status"] for d in harness.store.list_deliveries()] == ["sent"]
+    assert result.status == "open"
 
 
 def test_webhook_is_used_when_no_bot_connection_is_configured(harness, monkeypatch):

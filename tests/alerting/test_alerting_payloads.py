@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 import logging
 
-from include.vyapar.alerting import Alert, enqueue
+from include.vyapar.alerting import Alert
 from include.vyapar.alerting.formatting import slack_message
+from include.vyapar.alerting.store import enqueue
 from tests.alerting.conftest import failed_run
 from tests.fakes.slack_server import fake_token, payload_problem
 

@@ -1,12 +1,11 @@
-"""Command line: `python -m include.vyapar.alerting flush [--loop --interval 10]` drains the alert outbox."""
+"""Command line: `python -m include.vyapar.alerting flush` drains the alert outbox once, now (an operator's tool:
+the scheduler's sweeper delivers on its own, docs/alerting.md)."""
 
 from __future__ import annotations
 
 import argparse
 import logging
 import os
-import signal
-import time
 
 
 def _needs_metadata_connections() -> bool:
@@ -36,35 +35,18 @@ from include.vyapar.alerting.delivery import flush  # noqa: E402 -- after the pr
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m include.vyapar.alerting")
     commands = parser.add_subparsers(dest="command", required=True)
-    flush_cmd = commands.add_parser(
-        "flush", help="send every due alert delivery, then exit (or keep going with --loop)"
-    )
-    flush_cmd.add_argument("--loop", action="store_true", help="keep flushing until stopped (SIGTERM/SIGINT)")
-    flush_cmd.add_argument("--interval", type=float, default=10.0, help="seconds between flushes with --loop")
+    flush_cmd = commands.add_parser("flush", help="send every alert delivery that is due, then exit")
     flush_cmd.add_argument("--limit", type=int, default=200, help="most deliveries per flush")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-
-    stopping = False
-
-    def stop(*_: object) -> None:
-        nonlocal stopping
-        stopping = True
-
-    signal.signal(signal.SIGTERM, stop)
-    while True:
-        # Drain: keep flushing while full batches come back, so a burst is not left waiting an interval.
-        while (report := flush(limit=args.limit)).claimed >= args.limit and not stopping:
-            pass
-        logging.getLogger(__name__).info(
-            "flush: %s sent, %s already sent, %s retried, %s dead, %s deferred",
-            report.sent, report.already_sent, report.retried, report.dead, report.deferred,
-        )  # fmt: skip
-        if not args.loop or stopping:
-            return 0
-        deadline = time.monotonic() + args.interval
-        while time.monotonic() < deadline and not stopping:
-            time.sleep(min(0.5, args.interval))
+    # Drain: keep flushing while full batches come back.
+    while (report := flush(limit=args.limit)).claimed >= args.limit:
+        pass
+    logging.getLogger(__name__).info(
+        "flush: %s sent, %s already sent, %s retried, %s dead, %s deferred",
+        report.sent, report.already_sent, report.retried, report.dead, report.deferred,
+    )  # fmt: skip
+    return 0
 
 
 if __name__ == "__main__":

@@ -1,31 +1,34 @@
-"""Drain the outbox: lease due deliveries, send them, then record sent / retry with backoff / dead-letter.
+"""Deliver the outbox: lease due deliveries, send them, then record sent / retry with backoff / dead-letter.
 
-Safe to run in several processes at once (leases) and after a crash (a Slack message is looked up before resending).
+Two things call `flush`, and nothing else delivers: the process that raised the alert, at once (`deliver_soon`),
+and the sweeper thread in the scheduler (`deliver_forever`, started by plugins/vyapar_alerting_listener.py), which
+retries each delivery when it comes due and takes over the work of a process that died. Safe in several processes
+at once (leases) and after a crash (a Slack message that may have been posted is looked up before any resend).
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import os
-import subprocess
-import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from include.vyapar import settings
 from include.vyapar.alerting.alert import Alert
-from include.vyapar.alerting.config import AlertingConfig
+from include.vyapar.alerting.config import AlertingConfig, get_config
 from include.vyapar.alerting.formatting import email_content, slack_message
 from include.vyapar.alerting.redaction import redact
+from include.vyapar.alerting.router import destination_for, route_for
 from include.vyapar.alerting.senders import DeliveryError, EmailSender, SlackSender, SlackWebhookSender
 from include.vyapar.alerting.store import FOLLOW_UP, AlertStore, ClaimedDelivery, get_store
 
 log = logging.getLogger(__name__)
 DEGRADED = "alerting_degraded"
-# How far before its lease a crashed delivery's message may carry a Slack ts (clock skew between us and Slack).
+# How far before its first unconfirmed attempt a message may carry a Slack ts (clock skew between us and Slack).
 CLOCK_SKEW_SECONDS = 60
 
 
@@ -36,11 +39,12 @@ class FlushReport:
     retried: int = 0
     dead: int = 0
     deferred: int = 0  # held back without an attempt: channel cooling down, or a recovery waiting for its thread
+    lost: int = 0  # the lease passed to another deliverer before the send: that one sends it
     errors: list[str] = field(default_factory=list)
 
     @property
     def claimed(self) -> int:
-        return self.sent + self.already_sent + self.retried + self.dead + self.deferred
+        return self.sent + self.already_sent + self.retried + self.dead + self.deferred + self.lost
 
 
 def build_senders(config: AlertingConfig) -> dict[str, Any]:
@@ -71,6 +75,12 @@ def flush(
     def clock() -> float:
         return time.time() if now is None else now
 
+    # Set the senders up before taking any lease: a cold one (imports, the connection) takes seconds, and a lease
+    # that ran out meanwhile would let a second deliverer send the same message.
+    for channel in store.due_channels(clock()):
+        if channel in senders:
+            senders[channel].load_secrets()
+
     while report.claimed < limit:
         claimed = store.claim_due(clock(), 1, config.delivery.lease_seconds)
         if not claimed:
@@ -83,12 +93,14 @@ def flush(
             report.deferred += 1
             continue
         try:
-            outcome = _send(delivery, senders[delivery.channel], store, clock())
+            outcome = _send(delivery, senders[delivery.channel], store, clock)
         except DeliveryError as exc:
             _record_failure(store, config, delivery, exc, clock(), report, cooling_until)
             continue
-        if outcome == "deferred":
-            report.deferred += 1
+        if outcome in ("deferred", "lost"):
+            setattr(report, outcome, getattr(report, outcome) + 1)
+            if outcome == "lost":
+                log.warning("delivery %s: its lease passed to another deliverer before the send; not sent here", delivery.id)
             continue
         receipt, found = outcome
         store.mark_sent(delivery, receipt.provider_id, receipt.provider_channel, clock())
@@ -106,12 +118,15 @@ def flush(
     return report
 
 
-def _send(delivery: ClaimedDelivery, sender: Any, store: AlertStore, now: float) -> Any:
+def _send(delivery: ClaimedDelivery, sender: Any, store: AlertStore, clock: Callable[[], float]) -> Any:
     alert = delivery.alert
+    lease = store.config.delivery.lease_seconds
     try:
         sender.load_secrets()  # before formatting: a secret from a secrets backend is masked too
         if delivery.channel == "email":
             content = email_content(alert, alert_id=delivery.alert_id, note=delivery.note)
+            if not store.renew_lease(delivery, clock(), lease):
+                return "lost"
             return sender.send(delivery.destination, content, delivery_id=delivery.id), False
         thread_ts = None
         # Recoveries and follow-ups ("also affected: ...") reply in the incident's thread.
@@ -121,22 +136,29 @@ def _send(delivery: ClaimedDelivery, sender: Any, store: AlertStore, now: float)
                 thread_ts = thread["ts"]
             elif root_on_its_way:  # reply under the original once it exists, rather than beside it
                 store.reschedule(
-                    delivery, now + max(1.0, store.config.delivery.backoff_seconds), "", count_attempt=False
+                    delivery, clock() + max(1.0, store.config.delivery.backoff_seconds), "", count_attempt=False
                 )
                 return "deferred"
-        if delivery.lease_expired and delivery.previous_leased_at is not None:
-            oldest = delivery.previous_leased_at - CLOCK_SKEW_SECONDS
+        if delivery.unconfirmed_since is not None:  # an earlier attempt may have posted it: look before posting
+            oldest = delivery.unconfirmed_since - CLOCK_SKEW_SECONDS
             receipt = sender.find_sent(delivery.destination, delivery.id, oldest=oldest, thread_ts=thread_ts)
             if receipt is not None:
                 return receipt, True
         message = slack_message(alert, alert_id=delivery.alert_id, note=delivery.note)
+        # The lease's clock restarts here, at the send: another deliverer can take the row over only after it.
+        if not store.renew_lease(delivery, clock(), lease):
+            return "lost"
         return sender.send(
             delivery.destination, message, thread_ts=thread_ts, alert_id=delivery.alert_id, delivery_id=delivery.id
         ), False
     except DeliveryError:
         raise
-    except Exception as exc:  # noqa: BLE001 — an unexpected failure is retried (bounded by max_attempts), never lost
-        raise DeliveryError(redact(f"{type(exc).__name__}: {exc}"), transient=True) from None
+    except Exception as exc:  # noqa: BLE001 — our own failure, never the provider's answer: retried, never lost
+        raise DeliveryError(redact(f"{type(exc).__name__}: {exc}"), transient=True, local=True) from None
+
+
+def _backoff(policy: Any, attempts: int) -> float:
+    return min(policy.max_backoff_seconds, policy.backoff_seconds * 2 ** max(0, attempts - 1))
 
 
 def _record_failure(
@@ -144,12 +166,22 @@ def _record_failure(
     report: FlushReport, cooling_until: dict[str, float],
 ) -> None:  # fmt: skip
     policy = config.delivery
+    if exc.local:
+        # An error in this process (its set-up, its logging, a bug) says nothing about the delivery: the attempt
+        # is not counted and never dead-letters; this process or the sweeper tries again after the backoff.
+        delay = _backoff(policy, delivery.attempts)
+        store.reschedule(delivery, now + delay, exc.raw, count_attempt=False)
+        cooling_until[delivery.channel] = now + delay
+        report.retried += 1
+        log.warning(
+            "delivery %s (%s %s) not attempted: an error in this process, not the provider's answer (attempt not "
+            "counted), again in %.1fs: %s", delivery.id, delivery.channel, delivery.destination, delay, exc.raw,
+        )  # fmt: skip
+        return
     if exc.transient and delivery.attempts < policy.max_attempts:
-        if exc.retry_after is not None:
-            delay = exc.retry_after  # the provider said when: honour it exactly
-        else:
-            delay = min(policy.max_backoff_seconds, policy.backoff_seconds * 2 ** (delivery.attempts - 1))
-        store.reschedule(delivery, now + delay, exc.raw)
+        # The provider said when (Retry-After): honour it exactly.
+        delay = exc.retry_after if exc.retry_after is not None else _backoff(policy, delivery.attempts)
+        store.reschedule(delivery, now + delay, exc.raw, maybe_sent_at=delivery.leased_at if exc.maybe_sent else None)
         cooling_until[delivery.channel] = now + delay
         report.retried += 1
         log.warning(
@@ -185,14 +217,16 @@ def _end_degradation(store: AlertStore, channel: str) -> None:
         store.enqueue(Alert(kind="recovered", subject=f"Alert delivery to {channel} works again", recovery_of=key))
 
 
-# At most this many deliveries per in-process flush: a backlog is the detached flusher's and the sweeper's job.
+# ---------------------------------------------------------------------------------------------- who delivers
+# At most this many deliveries per in-process flush: a backlog is the sweeper's.
 INLINE_LIMIT = 20
 _inline_lock = threading.Lock()
 _inline_worker: threading.Thread | None = None
 _inline_again = False
+_sweeper_wake = threading.Event()
 
 
-def _kick_disabled() -> bool:
+def _inline_disabled() -> bool:
     return os.environ.get("VYAPAR_ALERTING_KICK", "1").lower() in ("0", "false", "no")
 
 
@@ -203,23 +237,18 @@ def _inline_wait_seconds() -> float:
         return 10.0
 
 
-def deliver_soon() -> bool:
-    """Deliver what is due now, from this process, in a thread; never raises.
+def deliver_soon(*, wait: bool = True) -> bool:
+    """The inline attempt: deliver what is due now, from this process, in a thread; never raises.
 
-    The alert reaches Slack a fraction of a second after it is stored: no process to start, nothing to import
-    (the detached flusher spent ~4 s on that). The caller waits for the send, at most
-    VYAPAR_ALERTING_INLINE_WAIT_SECONDS (10 s; a send takes well under one): a task process may exit right after
-    its callback and take a half-sent delivery with it, which then waits for its lease to expire. When the send takes longer (Slack slow or down, a backlog), the detached flusher is started
-    as well and the outbox does the rest: the in-flight delivery is leased, retried by a flusher or the
-    scheduler's sweeper, and looked up in Slack before any resend. Calls while a send is in flight coalesce
-    into one more flush. `VYAPAR_ALERTING_DELIVERY=detached` restores the detached flusher alone;
-    VYAPAR_ALERTING_KICK=0 turns both off.
+    The caller waits for the send, at most VYAPAR_ALERTING_INLINE_WAIT_SECONDS (10 s; a send takes well under one),
+    because a task process may exit right after its callback. Whatever is not delivered by then (Slack slow or down,
+    a backlog, this process dying) stays in the outbox for the scheduler's sweeper. Calls while a send is in flight
+    coalesce into one more flush. VYAPAR_ALERTING_KICK=0 turns the inline attempt off (the sweeper still delivers).
     """
     global _inline_worker, _inline_again
-    if _kick_disabled():
+    _sweeper_wake.set()  # in the scheduler, the sweeper thread is the one to deliver
+    if _inline_disabled():
         return False
-    if os.environ.get("VYAPAR_ALERTING_DELIVERY", "inline").lower() == "detached":
-        return kick_flush()
     try:
         with _inline_lock:
             if _inline_worker is not None and _inline_worker.is_alive():
@@ -229,26 +258,23 @@ def deliver_soon() -> bool:
                 _inline_worker = threading.Thread(target=_inline_flush, name="alert-deliver", daemon=True)
                 _inline_worker.start()
             worker = _inline_worker
-        worker.join(_inline_wait_seconds())
-        if worker.is_alive():
-            log.info("in-process alert delivery still running; starting the detached flusher as well")
-            kick_flush()
+        if wait:
+            worker.join(_inline_wait_seconds())
+            if worker.is_alive():
+                log.info("in-process alert delivery still running; what it does not finish, the sweeper delivers")
         return True
     except Exception:  # noqa: BLE001
-        log.warning("could not deliver in-process; starting the detached flusher", exc_info=True)
-        return kick_flush()
+        log.warning("could not deliver in-process; the scheduler's sweeper will", exc_info=True)
+        return False
 
 
 def _inline_flush() -> None:
     global _inline_again
     while True:
         try:
-            report = flush(limit=INLINE_LIMIT)
-            if report.claimed >= INLINE_LIMIT:  # more waiting: hand the rest to a full flusher
-                kick_flush()
-        except Exception:  # noqa: BLE001 — e.g. the store is unreachable from here: let a fresh process try
-            log.warning("in-process alert delivery failed; starting the detached flusher", exc_info=True)
-            kick_flush()
+            flush(limit=INLINE_LIMIT)
+        except Exception:  # noqa: BLE001 — e.g. the store is unreachable from here: the sweeper delivers
+            log.warning("in-process alert delivery failed; the scheduler's sweeper will deliver", exc_info=True)
             return
         with _inline_lock:
             if not _inline_again:
@@ -256,26 +282,71 @@ def _inline_flush() -> None:
             _inline_again = False
 
 
-def kick_flush() -> bool:
-    """Start a detached `python -m include.vyapar.alerting flush` so a new alert goes out within seconds.
+# The sweeper never sleeps less than this between flushes (a store it cannot read must not make it spin).
+SWEEP_MIN_PAUSE_SECONDS = 1.0
 
-    Returns at once and never raises (a callback must not fail because of alerting). Off when VYAPAR_ALERTING_KICK=0.
-    """
-    if _kick_disabled():
-        return False
+
+def deliver_forever(
+    stop: threading.Event, interval: float, every_interval: Callable[[], Any] | None = None
+) -> None:
+    """The sweeper: flush when a delivery comes due (a retry's backoff, a dead deliverer's lease running out) or
+    when this process raised an alert, and at least every `interval` s; `every_interval` (the reconciler) too."""
+    log.info(
+        "vyapar alert sweeper: started (pid %s): delivers each alert when it comes due, checks every %.0f s",
+        os.getpid(), interval,
+    )  # fmt: skip
+    next_tick = 0.0
+    while not stop.is_set():
+        _sweeper_wake.clear()
+        now = time.time()
+        if every_interval is not None and now >= next_tick:
+            next_tick = now + interval
+            try:
+                every_interval()
+            except Exception:  # noqa: BLE001 — the sweeper must outlive any one failure
+                log.exception("vyapar alert sweeper: the periodic check failed")
+        due: float | None = None
+        try:
+            report = flush()
+            if report.claimed:
+                log.info(
+                    "vyapar alert sweeper: %s sent, %s already sent, %s retried, %s dead, %s deferred",
+                    report.sent, report.already_sent, report.retried, report.dead, report.deferred,
+                )  # fmt: skip
+            due = get_store().next_due_at()
+        except Exception:  # noqa: BLE001
+            log.exception("vyapar alert sweeper: flush failed; trying again")
+        wake_at = min(now + interval, next_tick if every_interval is not None else math.inf, due or math.inf)
+        pause = max(SWEEP_MIN_PAUSE_SECONDS, wake_at - time.time())
+        _sweeper_wake.wait(pause)
+    log.info("vyapar alert sweeper: stopped")
+
+
+# ---------------------------------------------------------------------------------------------- no store
+def deliver_directly(alert: Alert, why: str, config: AlertingConfig | None = None) -> dict[str, str]:
+    """Send an alert the store could not take straight to its routed destinations: one attempt each, no outbox
+    (so no retry and no deduplication). Returns channel -> "sent" or the error; never raises."""
+    outcomes: dict[str, str] = {}
     try:
-        settings.DATA_DIR.mkdir(parents=True, exist_ok=True)
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(settings.REPO_ROOT), env.get("PYTHONPATH", "")) if p)
-        with open(settings.DATA_DIR / "alert_flush.log", "ab") as log_file:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "include.vyapar.alerting", "flush"],
-                cwd=settings.REPO_ROOT, env=env, stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
-                start_new_session=True, close_fds=True,
-            )  # fmt: skip
-        # Reap it when it ends, so a long-lived caller (scheduler, listener) collects no zombies.
-        threading.Thread(target=process.wait, name="alert-flush-reaper", daemon=True).start()
-        return True
-    except Exception:  # noqa: BLE001
-        log.warning("could not start the alert flusher; the next flush will deliver", exc_info=True)
-        return False
+        config = config or get_config()
+        senders = build_senders(config)
+        channels = route_for(alert.severity, config)
+    except Exception as exc:  # noqa: BLE001
+        return {"*": redact(f"{type(exc).__name__}: {exc}")}
+    note = f"The alert store could not take this alert ({why}): it was sent directly, once, without retries."
+    for channel in channels:
+        try:
+            destination = destination_for(channel, alert.severity, config)
+            sender = senders[channel]
+            sender.load_secrets()
+            if channel == "email":
+                sender.send(destination, email_content(alert, note=note), delivery_id=time.time_ns())
+            else:
+                message = slack_message(alert, note=note)
+                sender.send(destination, message, thread_ts=None, alert_id=0, delivery_id=0)
+            outcomes[channel] = "sent"
+        except DeliveryError as exc:
+            outcomes[channel] = exc.raw
+        except Exception as exc:  # noqa: BLE001
+            outcomes[channel] = redact(f"{type(exc).__name__}: {exc}")
+    return outcomes

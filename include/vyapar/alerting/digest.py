@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 
 from include.vyapar.alerting import freshness, lineage
 from include.vyapar.alerting.alert import Alert
-from include.vyapar.alerting.delivery import kick_flush
+from include.vyapar.alerting.incidents import raise_notice
 from include.vyapar.alerting.store import EnqueueResult, get_store
 
 PASSED = {"success", "pass"}
@@ -95,6 +95,4 @@ def digest_alert(summary: dict, now: datetime | None = None) -> Alert:
 
 def send(now: datetime | None = None) -> EnqueueResult:
     summary = summarize(now)
-    result = get_store().enqueue_notice(digest_alert(summary, now), now=now)
-    kick_flush()
-    return result
+    return raise_notice(digest_alert(summary, now), now=now)

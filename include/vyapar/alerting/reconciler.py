@@ -15,7 +15,8 @@ from datetime import UTC, datetime, timedelta
 from include.vyapar.alerting import lineage
 from include.vyapar.alerting.alert import Alert, task_log_url
 from include.vyapar.alerting.config import get_config
-from include.vyapar.alerting.store import enqueue, get_store
+from include.vyapar.alerting.incidents import raise_alert, resolve
+from include.vyapar.alerting.store import get_store
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +75,7 @@ def reconcile_task_instances(task_instances, why: str) -> int:
         if store.has_task_alert(ti.dag_id, ti.run_id, ti.task_id):
             continue
         alert, upstream = task_failure_alert(ti.dag_id, ti.run_id, ti.task_id, ti.try_number, ti.end_date, ti.hostname, why)
-        result = enqueue(alert, upstream_keys=upstream)
+        result = raise_alert(alert, upstream, kick=False, share_fold=False)  # the listener delivers after
         store.record_task_alert(ti.dag_id, ti.run_id, ti.task_id, result, alert.dedup_key)
         log.warning("reconciler: %s.%s (%s) had no alert: %s", ti.dag_id, ti.task_id, ti.run_id, result.status)
         raised += 1
@@ -91,16 +92,14 @@ def reconcile_dag_run(dag_run, msg: str = "") -> int:
     raised = reconcile_task_instances(tis, "found when the DAG run failed")
     failed_ids = [ti.task_id for ti in tis if str(ti.state) in {"failed", "TaskInstanceState.FAILED"}]
     alert, upstream = dag_run_failure_alert(dag_run.dag_id, dag_run.run_id, failed_ids, msg)
-    enqueue(alert, upstream_keys=upstream)
+    raise_alert(alert, upstream, kick=False, share_fold=False)
     return raised + 1
 
 
 def resolve_dag_run(dag_run) -> None:
     """A DAG run succeeded: the DAG-level incident, if open, is resolved."""
-    key = f"failed_run:dag:{dag_run.dag_id}"
-    if get_store().has_open_incident(key):
-        enqueue(Alert(kind="recovered", subject=f"DAG {dag_run.dag_id} succeeded again", recovery_of=key,
-                      dag_id=dag_run.dag_id, run_id=dag_run.run_id, facts={"Run id": dag_run.run_id}))  # fmt: skip
+    resolve(f"failed_run:dag:{dag_run.dag_id}", f"DAG {dag_run.dag_id} succeeded again", kick=False,
+            dag_id=dag_run.dag_id, run_id=dag_run.run_id, facts={"Run id": dag_run.run_id})  # fmt: skip
 
 
 def sweep(now: datetime | None = None, lookback: timedelta = SWEEP_LOOKBACK) -> int:

@@ -1,6 +1,7 @@
 """Senders: Slack (API or incoming webhook) and email through the Airflow provider hooks, with errors classified.
 
-A `DeliveryError` is transient (retry later, honouring Retry-After) or permanent (dead-letter now).
+A `DeliveryError` is transient (retry later, honouring Retry-After) or permanent (dead-letter now). Only the
+provider's own answer is ever permanent; an error raised in our process (set-up, logging, a bug) is `local`.
 """
 
 from __future__ import annotations
@@ -29,13 +30,31 @@ METADATA_EVENT = "vyapar_alert"
 
 
 class DeliveryError(Exception):
-    """A failed send. `raw` is the provider's own error (redacted), shown in the dead-letter email."""
+    """A failed send. `raw` is the provider's own error (redacted), shown in the dead-letter email.
 
-    def __init__(self, raw: str, *, transient: bool, retry_after: float | None = None) -> None:
+    `local`: the error came from this process, not from the provider (retried, the attempt not counted).
+    `maybe_sent`: the request may have reached the provider with no answer back (a timeout): look before resending.
+    """
+
+    def __init__(
+        self, raw: str, *, transient: bool, retry_after: float | None = None, local: bool = False,
+        maybe_sent: bool = False,
+    ) -> None:  # fmt: skip
         super().__init__(raw)
         self.raw = raw
-        self.transient = transient
+        self.transient = transient or local
         self.retry_after = retry_after
+        self.local = local
+        self.maybe_sent = maybe_sent
+
+
+def _local_error(what: str, exc: BaseException) -> DeliveryError:
+    return DeliveryError(redact(f"{what} failed in this process: {type(exc).__name__}: {exc}"), transient=True, local=True)
+
+
+def _timed_out(exc: BaseException) -> bool:
+    reason = getattr(exc, "reason", None)
+    return isinstance(exc, (socket.timeout, TimeoutError)) or isinstance(reason, (socket.timeout, TimeoutError))
 
 
 @dataclass(frozen=True)
@@ -74,21 +93,31 @@ class SlackSender:
         except Exception:  # noqa: BLE001 — the send itself will report the problem
             pass
 
+    def _ready_client(self) -> Any:
+        try:
+            return self.client
+        except Exception as exc:  # noqa: BLE001
+            if type(exc).__name__ == "AirflowNotFoundException":  # connection not (yet) defined: retry, bounded
+                raise DeliveryError(redact(f"Slack connection missing: {exc}"), transient=True) from None
+            raise _local_error("Slack client set-up", exc) from None
+
     def send(
         self, destination: str, message: SlackMessage, *, thread_ts: str | None, alert_id: int, delivery_id: int
     ) -> Receipt:
+        client = self._ready_client()
         try:
-            response = self.client.chat_postMessage(
+            response = client.chat_postMessage(
                 channel=destination, text=message.text, blocks=message.blocks, thread_ts=thread_ts,
                 unfurl_links=False, unfurl_media=False,
                 metadata={"event_type": METADATA_EVENT, "event_payload": {"alert_id": alert_id, "delivery_id": delivery_id}},
             )  # fmt: skip
         except Exception as exc:  # noqa: BLE001 — every failure is classified, none escapes
-            raise self.classify(exc) from None
+            raise self.classify(exc, posting=True) from None
         return Receipt(provider_id=response.get("ts"), provider_channel=response.get("channel"))
 
     def find_sent(self, destination: str, delivery_id: int, *, oldest: float, thread_ts: str | None) -> Receipt | None:
         """Look for a message this delivery already posted (a flusher died before recording it)."""
+        self._ready_client()
         try:
             channel = self._channel_id(destination)
             if thread_ts:
@@ -123,7 +152,7 @@ class SlackSender:
         raise DeliveryError(f"channel_not_found: {destination}", transient=False)
 
     @staticmethod
-    def classify(exc: BaseException) -> DeliveryError:
+    def classify(exc: BaseException, *, posting: bool = False) -> DeliveryError:
         from slack_sdk.errors import SlackApiError
 
         if isinstance(exc, DeliveryError):
@@ -139,10 +168,13 @@ class SlackSender:
                 return DeliveryError(raw, transient=True)
             return DeliveryError(raw, transient=code not in PERMANENT_SLACK_ERRORS)
         if _network_error(exc):
-            return DeliveryError(redact(f"Slack unreachable: {type(exc).__name__}: {exc}"), transient=True)
+            return DeliveryError(
+                redact(f"Slack unreachable: {type(exc).__name__}: {exc}"), transient=True,
+                maybe_sent=posting and _timed_out(exc),
+            )  # fmt: skip
         if type(exc).__name__ == "AirflowNotFoundException":  # connection not (yet) defined: retry, bounded
             return DeliveryError(redact(f"Slack connection missing: {exc}"), transient=True)
-        return DeliveryError(redact(f"Slack send failed: {type(exc).__name__}: {exc}"), transient=False)
+        return _local_error("Slack send", exc)  # not Slack's answer: never permanent
 
 
 class SlackWebhookSender:
@@ -180,7 +212,7 @@ class SlackWebhookSender:
                 raise DeliveryError(
                     redact(f"Slack webhook unreachable: {type(exc).__name__}: {exc}"), transient=True
                 ) from None
-            raise DeliveryError(redact(f"Slack webhook failed: {type(exc).__name__}: {exc}"), transient=False) from None
+            raise _local_error("Slack webhook send", exc) from None  # not Slack's answer: never permanent
         if response.status_code == 200:
             return Receipt(provider_id=None, provider_channel=None)
         body = str(response.body or "").strip()
@@ -252,32 +284,14 @@ class EmailSender:
             return DeliveryError(raw, transient=True)
         if "Unable to connect" in str(exc) or "not found" in str(exc):
             return DeliveryError(raw, transient=True)  # hook could not connect / connection not defined yet
-        return DeliveryError(raw, transient=False)
+        return _local_error("SMTP send", exc)  # not the server's answer: never permanent
 
 
 def _alert_smtp_hook(conn_id: str, timeout: float, plain_text: str) -> Any:
-    from airflow.providers.smtp.hooks.smtp import SmtpHook
+    # SmtpHook with a plain-text part: it overrides a private method, so it lives with the patches (their guard)
+    from include.vyapar.runtime.patches.smtp_plain_text import alert_smtp_hook
 
-    class AlertSmtpHook(SmtpHook):
-        """SmtpHook that adds a plain-text alternative, bounds the timeout and leaves retrying to the outbox."""
-
-        @property
-        def timeout(self) -> int:
-            return max(1, int(min(super().timeout, timeout)))
-
-        @property
-        def smtp_retry_limit(self) -> int:
-            return 0
-
-        def _build_mime_message(self, *args: Any, **kwargs: Any) -> Any:
-            from email.mime.text import MIMEText
-
-            message, recipients = super()._build_mime_message(*args, **kwargs)
-            # multipart/alternative lists the plainest part first.
-            message.set_payload([MIMEText(plain_text, "plain", "utf-8"), *message.get_payload()])
-            return message, recipients
-
-    return AlertSmtpHook(smtp_conn_id=conn_id)
+    return alert_smtp_hook(conn_id, timeout, plain_text)
 
 
 def _retry_after(headers: Any) -> float | None:

@@ -38,6 +38,11 @@ FOR_ALERT, DEAD_LETTER = "alert", "dead_letter"
 # A threaded Slack update under an incident's root message ("also affected: ..."), and its alert status.
 FOLLOW_UP = "follow_up"
 NOTICE = "notice"  # an alert status: delivered without an incident (the digest)
+DIRECT = "direct"  # what `raise_alert` returns when the store could not take the alert and it was sent directly
+
+
+class AlertStoreGone(RuntimeError):
+    """The SQLite store file this process opened was deleted or replaced: what it wrote, nobody else would read."""
 
 
 def default_store_url() -> str:
@@ -74,8 +79,10 @@ class ClaimedDelivery:
     note: str
     attempts: int
     token: str
-    lease_expired: bool  # it was `sending` under a lease that ran out: the previous flusher may have sent it
-    previous_leased_at: float | None
+    leased_at: float
+    # When an earlier attempt may have posted this message without recording it (a deliverer died holding the
+    # lease, or a send timed out): the time to search Slack from before posting again. None: never attempted blind.
+    unconfirmed_since: float | None
     alert: Alert
 
 
@@ -135,6 +142,7 @@ def _tables(metadata: sa.MetaData, prefix: str) -> dict[str, sa.Table]:
         sa.Column("provider_channel", sa.String(128), nullable=True),
         sa.Column("created_at", epoch, nullable=False),
         sa.Column("sent_at", epoch, nullable=True),
+        sa.Column("unconfirmed_since", epoch, nullable=True),  # see ClaimedDelivery
         sa.Index(f"{prefix}ix_deliveries_due", "status", "next_attempt_at"),
     )  # fmt: skip
     durations = sa.Table(
@@ -213,19 +221,83 @@ def _make_engine(url: str) -> sa.Engine:
     return engine
 
 
+def _sqlite_file(url: str) -> Path | None:
+    if not url.startswith("sqlite"):
+        return None
+    database = sa.make_url(url).database
+    return Path(database) if database and database != ":memory:" and not database.startswith("file:") else None
+
+
+def _file_identity(path: Path) -> tuple[int, int] | None:
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        return None
+    return stat.st_dev, stat.st_ino
+
+
+def enriched(alert: Alert, config: AlertingConfig) -> Alert:
+    """The alert as it is stored and sent: secrets redacted, severity and runbook link filled in from the config."""
+    alert = redacted(alert)
+    changes: dict[str, Any] = {}
+    if not alert.severity and alert.kind != RECOVERED:
+        changes["severity"] = config.severity_of(alert.kind)
+    if alert.kind != RECOVERED and "Runbook" not in alert.links:
+        changes["links"] = {**alert.links, "Runbook": config.runbook_url(alert.kind)}
+    if alert.severity and alert.severity not in config.severities:
+        raise ValueError(f"unknown severity {alert.severity!r} (declared: {', '.join(config.severities)})")
+    return alert.replace(**changes) if changes else alert
+
+
 class AlertStore:
     """All durable alerting state. One instance per process is enough (`get_store()`)."""
 
     def __init__(self, url: str | None = None, *, config: AlertingConfig | None = None, table_prefix: str = "") -> None:
         self.url = url or default_store_url()
         self._config = config
-        self.engine = _make_engine(self.url)
+        self._file = _sqlite_file(self.url)
+        self._identity: tuple[int, int] | None = None
         self.metadata = sa.MetaData()
         tables = _tables(self.metadata, table_prefix)
         self.alerts, self.incidents, self.deliveries = tables["alerts"], tables["incidents"], tables["deliveries"]
         self.durations, self.slow_alerted = tables["durations"], tables["slow_alerted"]
         self.node_results, self.task_alerts = tables["node_results"], tables["task_alerts"]
-        self.metadata.create_all(self.engine)
+        self._open()
+
+    def _open(self) -> None:
+        self._engine = _make_engine(self.url)
+        self.metadata.create_all(self._engine)
+        self._add_missing_columns()
+        if self._file is not None:
+            self._identity = _file_identity(self._file)
+
+    @property
+    def engine(self) -> sa.Engine:
+        """The store's engine. For a SQLite file, first checks (one stat) that the file is still the one opened:
+        if it was deleted or replaced, raises AlertStoreGone once, and the next use opens the file at the path, as a
+        new process would (so this process and the others use the same store again)."""
+        if self._file is not None and self._identity is not None and _file_identity(self._file) != self._identity:
+            gone = self._identity
+            self._engine.dispose()
+            self._identity = None
+            try:
+                self._open()
+            except Exception:  # noqa: BLE001 — the next use tries again
+                log.exception("could not reopen the alert store at %s", self._file)
+            raise AlertStoreGone(
+                f"the alert store {self._file} was deleted or replaced under this process (it had opened "
+                f"inode {gone[1]}); its alerts and incidents are gone: reopened it empty"
+            )
+        return self._engine
+
+    def _add_missing_columns(self) -> None:
+        """Columns added after a store was created (create_all makes tables, never columns): all nullable."""
+        present = {c["name"] for c in sa.inspect(self.engine).get_columns(self.deliveries.name)}
+        with self.engine.begin() as conn:
+            for column in self.deliveries.columns:
+                if column.name not in present:
+                    kind = column.type.compile(dialect=self.engine.dialect)
+                    conn.exec_driver_sql(f'ALTER TABLE {self.deliveries.name} ADD COLUMN "{column.name}" {kind}')
 
     @property
     def config(self) -> AlertingConfig:
@@ -233,13 +305,13 @@ class AlertStore:
 
     def drop_all(self) -> None:
         self.metadata.drop_all(self.engine)
-        self.engine.dispose()
+        self._engine.dispose()
 
     # ------------------------------------------------------------------ enqueue
     def enqueue(self, alert: Alert, upstream_keys: Iterable[str] = (), *, now: datetime | None = None) -> EnqueueResult:
         """Record an alert and its deliveries in one transaction (see the package docstring for the rules)."""
         now = now or datetime.now(UTC)
-        alert = self._complete(redacted(alert))
+        alert = enriched(alert, self.config)
         upstream_keys = [key for key in upstream_keys if key and key != alert.dedup_key]
         for attempt in range(3):
             try:
@@ -251,16 +323,6 @@ class AlertStore:
                     raise
         raise AssertionError("unreachable")
 
-    def _complete(self, alert: Alert) -> Alert:
-        config = self.config
-        changes: dict[str, Any] = {}
-        if not alert.severity and alert.kind != RECOVERED:
-            changes["severity"] = config.severity_of(alert.kind)
-        if alert.kind != RECOVERED and "Runbook" not in alert.links:
-            changes["links"] = {**alert.links, "Runbook": config.runbook_url(alert.kind)}
-        if alert.severity and alert.severity not in config.severities:
-            raise ValueError(f"unknown severity {alert.severity!r} (declared: {', '.join(config.severities)})")
-        return alert.replace(**changes) if changes else alert
 
     def _enqueue(self, conn: sa.Connection, alert: Alert, upstream_keys: list[str], now: datetime) -> EnqueueResult:
         ts = now.timestamp()
@@ -352,7 +414,7 @@ class AlertStore:
     def enqueue_notice(self, alert: Alert, *, now: datetime | None = None) -> EnqueueResult:
         """Deliver a notice (the daily digest): routed by severity like an alert, but it opens no incident."""
         ts = (now or datetime.now(UTC)).timestamp()
-        alert = self._complete(redacted(alert))
+        alert = enriched(alert, self.config)
         with self.engine.begin() as conn:
             alert_id = self._insert_alert(conn, alert, NOTICE, None, ts)
             targets = [(c, destination_for(c, alert.severity, self.config)) for c in route_for(alert.severity, self.config)]
@@ -390,22 +452,47 @@ class AlertStore:
         return tuple(ids)
 
     # ------------------------------------------------------------------ the outbox
-    def claim_due(self, now: float, limit: int, lease_seconds: float) -> list[ClaimedDelivery]:
-        """Lease up to `limit` due deliveries: pending ones whose time has come, and `sending` ones whose lease ran out."""
+    def due_channels(self, now: float) -> set[str]:
+        """The channels with a delivery due now (a flusher sets up those senders before it takes any lease)."""
         d = self.deliveries
-        due = sa.or_(
+        with self.engine.connect() as conn:
+            return set(conn.execute(sa.select(d.c.channel).where(self._due(now)).distinct()).scalars())
+
+    def next_due_at(self) -> float | None:
+        """When the next pending delivery comes due, or an in-flight one's lease runs out (None: nothing waiting)."""
+        d = self.deliveries
+        when = sa.case((d.c.status == PENDING, d.c.next_attempt_at), else_=d.c.lease_until)
+        with self.engine.connect() as conn:
+            return conn.execute(sa.select(sa.func.min(when)).where(d.c.status.in_([PENDING, SENDING]))).scalar()
+
+    def _due(self, now: float) -> Any:
+        d = self.deliveries
+        return sa.or_(
             sa.and_(d.c.status == PENDING, d.c.next_attempt_at <= now),
             sa.and_(d.c.status == SENDING, d.c.lease_until < now),
         )
+
+    def claim_due(self, now: float, limit: int, lease_seconds: float) -> list[ClaimedDelivery]:
+        """Lease up to `limit` due deliveries: pending ones whose time has come, and `sending` ones whose lease ran out.
+
+        A row taken over from an expired lease keeps, in `unconfirmed_since`, the earliest time its message may have
+        been posted: through any later failure, deferral or crash, the next attempt searches Slack from there.
+        """
+        d = self.deliveries
+        due = self._due(now)
         claimed: list[ClaimedDelivery] = []
         with self.engine.begin() as conn:
             rows = conn.execute(sa.select(d).where(due).order_by(d.c.next_attempt_at, d.c.id).limit(limit)).all()
             for row in rows:
                 token = uuid.uuid4().hex
+                unconfirmed = row.unconfirmed_since
+                if unconfirmed is None and row.status == SENDING:
+                    unconfirmed = row.leased_at
                 # The WHERE repeats the due test: of two flushers racing for a row, only one updates it.
                 won = conn.execute(
                     sa.update(d).where(d.c.id == row.id, due)
-                    .values(status=SENDING, lease_token=token, leased_at=now, lease_until=now + lease_seconds, attempts=d.c.attempts + 1)
+                    .values(status=SENDING, lease_token=token, leased_at=now, lease_until=now + lease_seconds,
+                            attempts=d.c.attempts + 1, unconfirmed_since=unconfirmed)
                 ).rowcount  # fmt: skip
                 if won != 1:
                     continue
@@ -416,11 +503,20 @@ class AlertStore:
                     ClaimedDelivery(
                         id=row.id, alert_id=row.alert_id, incident_id=row.incident_id, channel=row.channel,
                         destination=row.destination, purpose=row.purpose, note=row.note or "", attempts=row.attempts + 1,
-                        token=token, lease_expired=row.status == SENDING, previous_leased_at=row.leased_at,
-                        alert=Alert.from_json(payload),
+                        token=token, leased_at=now, unconfirmed_since=unconfirmed, alert=Alert.from_json(payload),
                     )
                 )  # fmt: skip
         return claimed
+
+    def renew_lease(self, delivery: ClaimedDelivery, now: float, lease_seconds: float) -> bool:
+        """Restart the lease's clock just before the send; False if the lease passed to another deliverer meanwhile
+        (then this one must not send: the other one looks the message up and sends it)."""
+        d = self.deliveries
+        with self.engine.begin() as conn:
+            return conn.execute(
+                sa.update(d).where(d.c.id == delivery.id, d.c.lease_token == delivery.token, d.c.status == SENDING)
+                .values(lease_until=now + lease_seconds)
+            ).rowcount == 1  # fmt: skip
 
     def mark_sent(
         self, delivery: ClaimedDelivery, provider_id: str | None, provider_channel: str | None, now: float
@@ -430,7 +526,8 @@ class AlertStore:
         with self.engine.begin() as conn:
             updated = conn.execute(
                 sa.update(d).where(d.c.id == delivery.id, d.c.lease_token == delivery.token)
-                .values(status=SENT, sent_at=now, provider_id=provider_id, provider_channel=provider_channel, last_error=None, lease_until=None)
+                .values(status=SENT, sent_at=now, provider_id=provider_id, provider_channel=provider_channel, last_error=None, lease_until=None,
+                        unconfirmed_since=None)
             ).rowcount  # fmt: skip
             if updated != 1:
                 log.warning("delivery %s was sent but its lease had passed to another flusher", delivery.id)
@@ -455,14 +552,19 @@ class AlertStore:
             )
 
     def reschedule(
-        self, delivery: ClaimedDelivery, next_attempt_at: float, error: str, *, count_attempt: bool = True
-    ) -> None:
+        self, delivery: ClaimedDelivery, next_attempt_at: float, error: str, *, count_attempt: bool = True,
+        maybe_sent_at: float | None = None,
+    ) -> None:  # fmt: skip
+        """Back to pending, due at `next_attempt_at`. `unconfirmed_since` survives (a crashed send stays one to look
+        up); `maybe_sent_at` starts it when this attempt itself may have posted (a send that timed out)."""
         d = self.deliveries
         values: dict[str, Any] = {"status": PENDING, "next_attempt_at": next_attempt_at, "lease_until": None}
         if error:
             values["last_error"] = error[:4000]
         if not count_attempt:
             values["attempts"] = d.c.attempts - 1
+        if maybe_sent_at is not None:
+            values["unconfirmed_since"] = sa.func.coalesce(d.c.unconfirmed_since, maybe_sent_at)
         with self.engine.begin() as conn:
             conn.execute(sa.update(d).where(d.c.id == delivery.id, d.c.lease_token == delivery.token).values(**values))
 
