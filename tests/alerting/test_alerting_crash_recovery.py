@@ -129,3 +129,14 @@ def test_a_cold_senders_set_up_does_not_eat_its_lease(harness):
     assert len(harness.slack.messages) == 1, [m.text[:60] for m in harness.slack.messages]
     assert reports and reports[0].sent == 0
     store_a.engine.dispose()
+
+
+def test_a_store_made_before_unconfirmed_since_existed_gains_the_column(harness):
+    """An upgrade: stores created by an older version (SQLite here, PostgreSQL in test_alerting_store) get it."""
+    import sqlalchemy as sa
+
+    with harness.store.engine.begin() as conn:
+        conn.exec_driver_sql("ALTER TABLE deliveries DROP COLUMN unconfirmed_since")
+    upgraded = AlertStore(harness.store.url, config=harness.store.config)
+    assert "unconfirmed_since" in {c["name"] for c in sa.inspect(upgraded.engine).get_columns("deliveries")}
+    upgraded.engine.dispose()
