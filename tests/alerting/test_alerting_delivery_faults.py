@@ -156,3 +156,43 @@ def test_two_flushers_never_send_the_same_delivery(harness):
     assert sum(r.sent for r in reports) == 30 and all(r.sent > 0 for r in reports)
     assert _alerts_seen(harness.slack.messages) == Counter(r.alert_id for r in results)
     other.engine.dispose()
+
+
+BROKEN_LOGGING = """
+LOGGING_CONFIG = {
+    "version": 1,
+    "formatters": {"airflow": {"()": "no_such_module.Formatter"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "airflow"}},
+    "root": {"handlers": ["console"], "level": "INFO"},
+}
+"""
+
+
+def test_an_error_in_the_delivering_process_is_never_a_permanent_failure(harness, tmp_path):
+    """A process whose Airflow logging configuration does not load (a fresh install's flusher did:
+    `ValueError: Unable to configure formatter 'airflow'`) cannot set up Slack; the delivery waits for a process
+    that can, and nothing is dead-lettered or reported as failing."""
+    import os
+    import subprocess
+    import sys
+
+    from include.vyapar import settings
+
+    enqueue(Alert(kind="data_quality", subject="orders has 12 null customer ids", dag_id="vyapar_facts"))
+    (tmp_path / "broken_logging.py").write_text(BROKEN_LOGGING)
+    env = {
+        **os.environ, "AIRFLOW__LOGGING__LOGGING_CONFIG_CLASS": "broken_logging.LOGGING_CONFIG",
+        "PYTHONPATH": os.pathsep.join([str(tmp_path), str(settings.REPO_ROOT)]),
+    }  # fmt: skip
+    code = "from include.vyapar.alerting.delivery import flush; print(flush())"
+    proc = subprocess.run([sys.executable, "-c", code], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+    [delivery] = harness.store.list_deliveries()
+    assert delivery["status"] == "pending" and delivery["attempts"] == 0, delivery  # not an attempt at Slack
+    assert "Unable to configure formatter 'airflow'" in delivery["last_error"]
+    assert not [a for a in harness.store.list_alerts() if a["kind"] == "alerting_degraded"]
+    assert harness.slack.requests == []
+
+    report = harness.flush(now=time.time() + 60)  # a healthy process (the sweeper) delivers it
+    assert report.sent == 1 and len(harness.slack.messages) == 1

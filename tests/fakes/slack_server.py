@@ -54,6 +54,7 @@ class FakeSlack:
     channels: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_CHANNELS))
     messages: list[Message] = field(default_factory=list)
     requests: list[tuple[str, str]] = field(default_factory=list)  # (method, outcome)
+    timeline: list[tuple[float, str, str]] = field(default_factory=list)  # (epoch seconds, method, outcome)
 
     def __post_init__(self) -> None:
         self._faults: deque[Fault] = deque()
@@ -120,10 +121,19 @@ class FakeSlack:
         channel_id = self.channels.get(channel.lstrip("#"), channel)
         return [m for m in self.messages if m.channel == channel_id]
 
+    def attempts_at(self, method: str = "chat.postMessage") -> list[tuple[float, str]]:
+        """When each request of `method` arrived, and how it was answered (oldest first)."""
+        return [(at, outcome) for at, m, outcome in self.timeline if m == method]
+
     def count(self, method: str, outcome: str | None = None) -> int:
         return sum(1 for m, o in self.requests if m == method and (outcome is None or o == outcome))
 
     # -- internals
+    def _note(self, method: str, outcome: str) -> None:
+        with self._lock:
+            self.requests.append((method, outcome))
+            self.timeline.append((time.time(), method, outcome))
+
     def _take_fault(self, method: str) -> Fault | None:
         with self._lock:
             if self._faults and method in self._faults[0].methods:
@@ -249,7 +259,7 @@ def _handler_for(fake: FakeSlack) -> type[BaseHTTPRequestHandler]:
             try:
                 params = self._params()
             except (ValueError, json.JSONDecodeError):
-                fake.requests.append((method, "invalid_payload"))
+                fake._note(method, "invalid_payload")
                 return (
                     self._send(400, "invalid_payload")
                     if is_webhook
@@ -257,7 +267,7 @@ def _handler_for(fake: FakeSlack) -> type[BaseHTTPRequestHandler]:
                 )
             fault = fake._take_fault(method)
             if fault is not None:
-                fake.requests.append((method, f"fault:{fault.kind}"))
+                fake._note(method, f"fault:{fault.kind}")
                 if fault.kind == "hang":
                     fake._stopping.wait(fake.hang_seconds)
                     return self._send(500, "Internal Server Error")
@@ -275,10 +285,10 @@ def _handler_for(fake: FakeSlack) -> type[BaseHTTPRequestHandler]:
                 return self._send(404, "not found")
             auth = self.headers.get("Authorization", "")
             if not auth:
-                fake.requests.append((method, "not_authed"))
+                fake._note(method, "not_authed")
                 return self._send(200, {"ok": False, "error": "not_authed"})
             if auth != f"Bearer {fake.token}":
-                fake.requests.append((method, "invalid_auth"))
+                fake._note(method, "invalid_auth")
                 return self._send(200, {"ok": False, "error": "invalid_auth"})
             handler = {
                 "auth.test": self._auth_test, "chat.postMessage": self._post_message,
@@ -286,12 +296,12 @@ def _handler_for(fake: FakeSlack) -> type[BaseHTTPRequestHandler]:
                 "conversations.list": self._list,
             }.get(method)  # fmt: skip
             if handler is None:
-                fake.requests.append((method, "unknown_method"))
+                fake._note(method, "unknown_method")
                 return self._send(200, {"ok": False, "error": "unknown_method"})
             handler(method, params)
 
         def _answer(self, method: str, body: dict[str, Any]) -> None:
-            fake.requests.append((method, "ok" if body.get("ok") else body.get("error", "error")))
+            fake._note(method, "ok" if body.get("ok") else body.get("error", "error"))
             self._send(200, body)
 
         def _auth_test(self, method: str, params: dict[str, Any]) -> None:
@@ -354,10 +364,10 @@ def _handler_for(fake: FakeSlack) -> type[BaseHTTPRequestHandler]:
             text, blocks = params.get("text") or "", params.get("blocks") or []
             problem = payload_problem(text, blocks, strict=fake.strict)
             if problem:
-                fake.requests.append(("webhook", problem))
+                fake._note("webhook", problem)
                 return self._send(400, "invalid_payload" if problem == "no_text" else problem)
             fake._record(fake.channels["data-alerts"], text, blocks, None, params.get("metadata"), "webhook")
-            fake.requests.append(("webhook", "ok"))
+            fake._note("webhook", "ok")
             self._send(200, "ok")
 
     return Handler
