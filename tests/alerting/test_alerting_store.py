@@ -75,3 +75,29 @@ def test_store_refuses_the_duckdb_warehouse():
 
     with pytest.raises(ValueError, match="never live in the DuckDB warehouse"):
         AlertStore(f"sqlite:///{settings.DUCKDB_PATH}")
+
+
+def test_crash_recovery_and_an_older_schema_on_postgres(postgres_store, harness, monkeypatch):
+    """On PostgreSQL too: a store made before `unconfirmed_since` gains it, and a crashed send whose first lookup
+    fails (429) is looked up again, not re-posted."""
+    import time
+
+    from tests.alerting.test_alerting_crash_recovery import Crash, _die
+
+    store = postgres_store
+    with store.engine.begin() as conn:
+        conn.exec_driver_sql(f"ALTER TABLE {store.deliveries.name} DROP COLUMN unconfirmed_since")
+    prefix = store.alerts.name.removesuffix("alerts")
+    store = AlertStore(POSTGRES_URL, config=store.config, table_prefix=prefix)
+    assert "unconfirmed_since" in {c["name"] for c in sa.inspect(store.engine).get_columns(store.deliveries.name)}
+
+    store.enqueue(Alert(kind="data_quality", subject="orders has null customer ids", dag_id="vyapar_facts"))
+    with monkeypatch.context() as patched, pytest.raises(Crash):
+        patched.setattr(AlertStore, "mark_sent", _die)
+        flush(store=store)
+    harness.slack.fail_next(1, "429", methods=("conversations.history",))
+    later = time.time() + 10
+    assert flush(store=store, now=later).retried == 1
+    assert flush(store=store, now=later + 30).already_sent == 1
+    assert len(harness.slack.messages) == 1
+    store.engine.dispose()
