@@ -1,7 +1,7 @@
 """Airflow and Cosmos callbacks wired by the DAG factory onto every task and DAG: thin, and never failing a task.
 
-Each builds `Alert`s and hands them to the store (`incidents.raise_alert` / `resolve`), then returns; a detached
-flusher delivers. Every public callback swallows and logs its own errors.
+Each builds `Alert`s and hands them over (`incidents.raise_alert` / `resolve`: stored, then delivered at once from
+this process; the scheduler's sweeper retries). Every public callback swallows and logs its own errors.
 """
 
 from __future__ import annotations
