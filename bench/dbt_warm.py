@@ -21,14 +21,14 @@ def main(argv: list[str]) -> int:
 
     from include.vyapar import settings
     from include.vyapar.data.warehouse import dbt_command
-    from include.vyapar.runtime import dbt_in_process
     from include.vyapar.runtime.executor import warm_up_dbt
+    from include.vyapar.runtime.patches import dbt_runner_in_process
 
     warm_up_seconds = warm_up_dbt()  # what WarmLocalExecutor does before forking the task processes
     command = dbt_command(*argv, serialized=False)
     started = time.perf_counter()
-    # as a task's dbt_runner invocation does (dbt_in_process): the warm manifest if it holds, else dbt parses
-    result = dbt_in_process.invoke(command, settings.dbt_env(), os.getcwd(), None)  # Cosmos' env: dbt_env()
+    # as a task's dbt_runner invocation does (patches/dbt_runner_in_process.py): the warm manifest if it holds, else dbt parses
+    result = dbt_runner_in_process.invoke(command, settings.dbt_env(), os.getcwd(), None)  # Cosmos' env: dbt_env()
     if result is None:
         result = dbtRunner().invoke(command[1:])
     seconds = time.perf_counter() - started

@@ -25,8 +25,10 @@ from include.vyapar.pipeline import cosmos_config
 from include.vyapar.pipeline.dag_factory import START_DATE, build_dag
 from include.vyapar.pipeline.parse_scope import dag_ids_to_build
 from include.vyapar.pipeline.schedules import load_schedules
+from include.vyapar.runtime import patches
 
 NEVER = "0 0 29 2 *"
+patches.install_for_dags()  # as dags/vyaparbazaar_pipelines.py: the version guard, then the dbt tasks' patches
 _ONLY = dag_ids_to_build()
 _schedules = load_schedules()
 _default_execution_config = cosmos_config.execution_config
