@@ -66,7 +66,25 @@ def test_links_come_from_the_environment_when_set(monkeypatch):
     monkeypatch.setenv("VYAPAR_AIRFLOW_BASE_URL", "https://airflow.vyaparbazaar.example")
     config = load_alerting_config()
     assert config.links.airflow_base_url == "https://airflow.vyaparbazaar.example"
-    assert config.runbook_url("stale_data").endswith("docs/runbooks.md#stale-data")
+    assert config.runbook_url("stale_data") == "https://airflow.vyaparbazaar.example/vyapar-health/runbooks#stale-data"
+
+
+def test_runbook_links_open_for_the_recipient(monkeypatch):
+    """The platform's own runbooks page by default, under Airflow's [api] base_url (sub-path kept) when set;
+    VYAPAR_RUNBOOK_BASE_URL overrides; a path (or file://) that opens only on the sender's machine is refused."""
+    monkeypatch.delenv("VYAPAR_RUNBOOK_BASE_URL", raising=False)
+    monkeypatch.setenv("VYAPAR_AIRFLOW_BASE_URL", "http://localhost:8080")
+    assert load_alerting_config().runbook_url("failed_run") == "http://localhost:8080/vyapar-health/runbooks#failed-run"
+    monkeypatch.setenv("AIRFLOW__API__BASE_URL", "https://data.vyaparbazaar.example/airflow/")
+    assert (
+        load_alerting_config().runbook_url("alerting_degraded")
+        == "https://data.vyaparbazaar.example/airflow/vyapar-health/runbooks#alerting-degraded"
+    )
+    monkeypatch.setenv("VYAPAR_RUNBOOK_BASE_URL", "https://wiki.vyaparbazaar.example/runbooks")
+    assert load_alerting_config().runbook_url("slow") == "https://wiki.vyaparbazaar.example/runbooks#slow"
+    monkeypatch.setenv("VYAPAR_RUNBOOK_BASE_URL", "docs/runbooks.md")
+    with pytest.raises(AlertingConfigError, match="links.runbook_base_url: must be an http"):
+        load_alerting_config()
 
 
 def test_routes_narrow_to_the_deployments_channels(monkeypatch):

@@ -11,8 +11,6 @@ from typing import Annotated, Any
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from include.vyapar import settings
-
 DEFAULT_CONFIG_PATH = Path(__file__).with_name("alerting.yaml")
 CHANNELS = ("slack", "email")
 ALERT_KINDS = ("failed_run", "data_quality", "slow", "stale_data", "resources", "alerting_degraded", "digest")
@@ -128,9 +126,22 @@ class EmailConfig(_Strict):
         return value
 
 
+# The runbooks page the platform serves (include/vyapar/health/app.py), behind the UI's login.
+RUNBOOKS_PATH = "/vyapar-health/runbooks"
+
+
 class LinksConfig(_Strict):
     airflow_base_url: str = "http://localhost:8080"
-    runbook_base_url: str = "docs/runbooks.md"
+    # None: the platform's own runbooks page, <Airflow's [api] base_url, else airflow_base_url>/vyapar-health/runbooks.
+    runbook_base_url: str | None = None
+
+    @field_validator("runbook_base_url")
+    @classmethod
+    def _opens_elsewhere(cls, value: str | None) -> str | None:
+        # An alert is read on another machine: a path or file:// link would open only on the sender's.
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError(f"must be an http(s) URL the recipient can open, not {value!r}")
+        return value
 
 
 class DeliveryConfig(_Strict):
@@ -228,10 +239,16 @@ class AlertingConfig(_Strict):
 
     def runbook_url(self, kind: str) -> str:
         """The runbook section for an alert kind: `<runbook_base_url>#<kind-with-dashes>`."""
-        base = self.links.runbook_base_url
-        if "://" not in base:
-            base = (settings.REPO_ROOT / base).as_uri()
+        base = self.links.runbook_base_url or platform_base_url(self.links.airflow_base_url) + RUNBOOKS_PATH
         return f"{base}#{kind.replace('_', '-')}"
+
+
+def platform_base_url(airflow_base_url: str) -> str:
+    """Where recipients reach this platform: Airflow's `[api] base_url` (AIRFLOW__API__BASE_URL, a sub-path
+    included) when set, else `links.airflow_base_url`."""
+    from airflow.configuration import conf
+
+    return (conf.get("api", "base_url", fallback=None) or airflow_base_url).rstrip("/")
 
 
 DEFAULT_SLACK_CONN = "slack_alerts"

@@ -15,10 +15,11 @@ from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.middleware.base import BaseHTTPMiddleware
 
-from include.vyapar.health import render, snapshot
+from include.vyapar.health import render, runbooks, snapshot
 
 log = logging.getLogger(__name__)
 URL_PREFIX = "/vyapar-health"
+RUNBOOKS_ROUTE = "/runbooks"  # the default runbook link in alerts (alerting/config.py: RUNBOOKS_PATH)
 # Cosmos's plugin serves the dbt docs (compiled SQL, columns, lineage) without checking who asks: same login here.
 LOGIN_REQUIRED_PREFIXES = ("/cosmos/",)
 
@@ -62,6 +63,10 @@ def create_app() -> FastAPI:
             headers={"Cache-Control": "no-store", "Server-Timing": _server_timing(snap)},
         )
 
+    @app.get(RUNBOOKS_ROUTE, response_class=HTMLResponse)
+    async def runbooks_page(user: User) -> HTMLResponse:
+        return HTMLResponse(await asyncio.to_thread(runbooks.page), headers={"Cache-Control": "no-cache"})
+
     @app.get("/api/health")
     async def health_json(user: User, days: int = snapshot.WINDOW_DAYS) -> JSONResponse:
         snap = await asyncio.to_thread(snapshot.collect, days=max(1, min(days, 31)))
@@ -75,12 +80,19 @@ def _server_timing(snap: snapshot.Snapshot) -> str:
     return ", ".join(f"{name};dur={seconds * 1000:.1f}" for name, seconds in snap.timings.items())
 
 
+def route_path(request: Request) -> str:
+    """The path the app routes on: without the root path Airflow serves under (`[api] base_url`'s path, e.g.
+    /airflow), whether or not a proxy already stripped it — as Starlette's own routing does."""
+    path, root = request.scope["path"], request.scope.get("root_path", "").rstrip("/")
+    return path[len(root) :] if root and path.startswith(root + "/") else path
+
+
 class RequireLogin(BaseHTTPMiddleware):
     """Root middleware (a plugin's `fastapi_root_middlewares`): the UI's login in front of other plugins' pages
     that have none (the dbt docs). Browsers go to the login page and back; other clients get 401."""
 
     async def dispatch(self, request: Request, call_next):  # noqa: ANN201
-        if request.url.path.startswith(LOGIN_REQUIRED_PREFIXES):
+        if route_path(request).startswith(LOGIN_REQUIRED_PREFIXES):
             try:
                 await current_user(request)
             except HTTPException as exc:

@@ -39,7 +39,7 @@ CSS = """
 color:#1f2328;background:#f6f8fa}h1{font-size:20px;margin:0 0 4px}h2{font-size:16px;margin:0 0 8px}
 .sub{color:#57606a;font-size:12px}a{color:#0b61c4}header{display:flex;justify-content:space-between;align-items:flex-start;gap:16px;flex-wrap:wrap}
 .chips{display:flex;gap:8px;flex-wrap:wrap;margin:10px 0 14px}.chip{padding:6px 10px;border-radius:8px;background:#fff;border:1px solid #d0d7de}
-.chip b{font-size:16px}.grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(520px,1fr));gap:14px}
+.chip b{font-size:16px}.grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(min(100%,680px),1fr));gap:14px}
 section{background:#fff;border:1px solid #d0d7de;border-radius:10px;padding:12px 14px;overflow:auto}
 table{border-collapse:collapse;width:100%;font-size:13px}th,td{text-align:left;padding:4px 6px;border-bottom:1px solid #eaeef2;vertical-align:top}
 th{color:#57606a;font-weight:600}.dot{display:inline-block;width:10px;height:10px;border-radius:50%;margin-right:6px;vertical-align:middle}
@@ -47,7 +47,7 @@ th{color:#57606a;font-weight:600}.dot{display:inline-block;width:10px;height:10p
 .models{display:grid;grid-template-columns:repeat(auto-fill,minmax(300px,1fr));gap:10px}
 .model{border:1px solid #eaeef2;border-radius:8px;padding:6px 8px}.model .name{font-weight:600;font-family:ui-monospace,monospace;font-size:12px}
 .model .figs{font-size:12px;color:#57606a}pre{white-space:pre-wrap;word-break:break-word;background:#f6f8fa;padding:8px;border-radius:6px;margin:4px 0;font-size:12px}
-td.nw{white-space:nowrap}.scroll{max-height:560px;overflow:auto}.error{color:#c62828}.muted{color:#8a8f98}.wide{grid-column:1/-1}.legend{font-size:12px;color:#57606a;margin:0 0 8px}
+.nw{white-space:nowrap}.brk{overflow-wrap:anywhere}.scroll{max-height:560px;overflow:auto}.error{color:#c62828}.muted{color:#8a8f98}.wide{grid-column:1/-1}.legend{font-size:12px;color:#57606a;margin:0 0 8px}
 """
 
 
@@ -110,12 +110,13 @@ def age_bar(row: FreshnessRow, width: int = 140) -> str:
 def freshness_panel(snapshot: Snapshot) -> str:
     rows = []
     for r in snapshot.freshness:
-        last = f"{when(r.last_at)}" + (
-            f' <span class="muted">(due {when(r.expected_at)})</span>' if r.expected_at else ""
+        # The two halves wrap onto two lines in a narrow panel rather than push the table wider than it.
+        last = f'<span class="nw">{when(r.last_at)}</span>' + (
+            f' <span class="muted nw">(due {when(r.expected_at)})</span>' if r.expected_at else ""
         )
         rows.append(
             f'<tr data-node="{escape(r.name)}" data-colour="{r.colour}"><td>{dot(r.colour)}{escape(r.name)}</td>'
-            f'<td>{r.kind}</td><td class="nw">{age(r.age_seconds)}</td><td>{age_bar(r)}</td><td class="nw">{last}</td>'
+            f'<td>{r.kind}</td><td class="nw">{age(r.age_seconds)}</td><td>{age_bar(r)}</td><td>{last}</td>'
             f'<td class="muted">{escape(r.note)}</td></tr>'
         )
     limit = age(snapshot.freshness[0].limit_seconds) if snapshot.freshness else "2.0 h"
@@ -216,8 +217,8 @@ def alerts_panel(snapshot: Snapshot) -> str:
         rows.append(
             f'<tr data-alert="{a.id}" data-kind="{escape(a.kind)}" data-status="{escape(a.status)}">'
             f"<td>{when(a.created_at)}</td><td>{badge(a.severity or 'none', SEVERITY_COLOURS.get(a.severity))}</td>"
-            f"<td>{status}</td><td>{escape(a.kind)}</td><td>{escape(a.subject)}<div class='muted'>{where}{link}</div>"
-            f"</td><td>{channels or '<span class=muted>none</span>'}</td></tr>"
+            f"<td>{status}</td><td>{escape(a.kind)}</td><td class='brk'>{escape(a.subject)}<div class='muted'>{where}{link}</div>"
+            f"</td><td class='brk'>{channels or '<span class=muted>none</span>'}</td></tr>"
         )
     more = (
         f'<p class="muted">Showing the newest {len(snapshot.alerts)} of {snapshot.alerts_total}.</p>'
@@ -270,7 +271,7 @@ def runs_panel(snapshot: Snapshot) -> str:
     rows = "".join(
         f'<tr data-dag="{escape(r.dag_id)}"><td>{escape(r.dag_id)}</td><td>{badge(r.state)}</td>'
         f"<td>{escape(r.run_type)}</td><td>{when(r.start_date)}</td><td>{when(r.end_date)}</td>"
-        f'<td><a href="{escape(r.run_url)}" data-ui>{escape(r.run_id)}</a></td></tr>'
+        f'<td class="brk"><a href="{escape(r.run_url)}" data-ui>{escape(r.run_id)}</a></td></tr>'
         for r in snapshot.runs
     )
     body = (
@@ -307,7 +308,7 @@ def page(snapshot: Snapshot) -> str:
         f'<meta http-equiv="refresh" content="{REFRESH_SECONDS}"><style>{CSS}</style></head><body>'
         f"<header><div><h1>VyaparBazaar pipeline health</h1><div class='sub'>As of {when(generated)} "
         f"({settings.TIMEZONE}; {generated:%H:%M} UTC) · refreshes every {REFRESH_SECONDS // 60} min · "
-        f'<a href="{DBT_DOCS_URL}">dbt docs</a> · <a href="../dags?tags=vyaparbazaar" '
+        f'<a href="{DBT_DOCS_URL}">dbt docs</a> · <a href="runbooks">alert runbooks</a> · <a href="../dags?tags=vyaparbazaar" '
         f'data-ui>all VyaparBazaar DAGs</a> · <a href="api/health">JSON</a></div></div></header>'
         f"{summary_chips(snapshot)}<div class='grid'>{freshness_panel(snapshot)}{outbox_panel(snapshot)}"
         f"{alerts_panel(snapshot)}{durations_panel(snapshot)}{runs_panel(snapshot)}</div>"
