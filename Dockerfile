@@ -20,6 +20,8 @@ COPY --chown=airflow:0 dags/ /opt/airflow/dags/
 COPY --chown=airflow:0 dbt/ /opt/airflow/dbt/
 COPY --chown=airflow:0 include/ /opt/airflow/include/
 COPY --chown=airflow:0 plugins/ /opt/airflow/plugins/
+# The runbooks every alert links to, served by the health plugin (/vyapar-health/runbooks).
+COPY --chown=airflow:0 docs/runbooks.md /opt/airflow/docs/runbooks.md
 
 # Compile the manifest Cosmos renders from; create the mount points of the named volumes owned by
 # airflow:0 and group-writable, so any AIRFLOW_UID in group 0 can write them (a new named volume takes
