@@ -35,9 +35,18 @@ def crowded_snapshot() -> Snapshot:
     """The longest names, due dates, notes, run ids, alert subjects and errors the page shows."""
     now = datetime.now(UTC)
     freshness = [
-        FreshnessRow(f"model.vyaparbazaar.{name}", name, kind, "fresh", colour, age, 7200,
-                     now - timedelta(seconds=age) if age else None, now + timedelta(hours=1) if kind == "mart" else None,
-                     note)  # fmt: skip
+        FreshnessRow(
+            f"model.vyaparbazaar.{name}",
+            name,
+            kind,
+            "fresh",
+            colour,
+            age,
+            7200,
+            now - timedelta(seconds=age) if age else None,
+            now + timedelta(hours=1) if kind == "mart" else None,
+            note,
+        )  # fmt: skip
         for name, kind, colour, age, note in [
             ("mart_customer_overview", "mart", AMBER, 20 * 3600, "scheduled build pending"),
             ("mart_campaign_performance", "mart", GREEN, 3000, ""),
