@@ -2,7 +2,8 @@
 
 The FastAPI app (include/vyapar/health/app.py) is mounted in the API server at /vyapar-health; the external view
 puts "Pipeline health" at the top level of the UI's navigation and shows the page inside the UI (at
-/plugin/pipeline-health). Same login as the UI. The dbt docs are served by Cosmos's own plugin
+/plugin/pipeline-health). Same login as the UI; the alert runbooks are served beside it (/vyapar-health/runbooks,
+the link in every alert). The dbt docs are served by Cosmos's own plugin
 (`[cosmos] dbt_docs_projects`, set by bin/start) under Browse; this plugin puts them behind the UI's login.
 """
 

@@ -20,10 +20,12 @@ import pytest
 import requests
 
 from include.vyapar.alerting.alert import Alert
+from include.vyapar.alerting.config import ALERT_KINDS
 from include.vyapar.alerting.store import AlertStore
 from include.vyapar.health.render import secs
 from include.vyapar.pipeline.schedules import load_schedules
 from tests.ui.conftest import UI_ARTIFACTS, wait_for
+from tests.ui.test_health_layout import OVERFLOWING, WIDTHS
 
 pytestmark = pytest.mark.slow
 
@@ -100,6 +102,12 @@ def test_login_then_the_dag_list_shows_every_dag_with_its_schedule_and_tags(plat
         assert cron == schedule.cron, dag_id
         assert tags == {"vyaparbazaar", *schedule.tags}, dag_id
     shots(page, "03_dag_list", height=2400)
+
+
+def test_a_fresh_platform_shows_no_open_alerts(platform):
+    """First contact: bin/start built the warehouse from our own generated data, which pages no one."""
+    alerts = health_json(platform)["alerts"]
+    assert [a for a in alerts if a["status"] == "open"] == [], alerts
 
 
 def test_the_trigger_form_refuses_a_bad_select_with_a_clear_message(platform, page, shots):
@@ -196,6 +204,39 @@ def test_a_failing_run_raises_an_alert(platform):
     state["alert"] = next((a for a in alerts if a["status"] == "open"), alerts[0])
     assert state["alert"]["severity"] == "high"
     assert {d["channel"] for d in state["alert"]["deliveries"]} == {"slack", "email"}
+
+
+def test_an_alerts_runbook_link_opens_its_section_behind_the_login(platform, page, shots):
+    """The link in the failed-run alert (as sent to Slack and email) is the platform's own runbooks page, which
+    opens for a logged-in recipient at the alert kind's section, and for no one else."""
+    store = AlertStore(platform["store_url"])
+    try:
+        row = next(r for r in store.alerts_since(0) if r["id"] == state["alert"]["id"])
+    finally:
+        store.engine.dispose()
+    link = row["alert"].links["Runbook"]
+    assert link == f"{platform['base']}/vyapar-health/runbooks#failed-run", link
+    url, anchor = link.split("#")
+
+    assert requests.get(url, timeout=30).status_code == 401
+    anonymous = requests.get(url, headers={"Accept": "text/html"}, allow_redirects=False, timeout=30)
+    assert anonymous.status_code == 303 and "/auth/login" in anonymous.headers["location"]
+    served = requests.get(url, headers=platform["headers"], timeout=30)
+    assert served.status_code == 200, served.text[:500]
+    for kind in ALERT_KINDS:  # every kind's section has its anchor
+        assert f'id="{kind.replace("_", "-")}"' in served.text, kind
+
+    # In the browser (logged in): the link opens at the section, whose heading is on screen.
+    page.goto(link)
+    assert page.locator(f"#{anchor}").count() == 1
+    heading = page.locator("h2", has_text="failed_run (high)")
+    box, viewport = heading.bounding_box(), page.viewport_size
+    assert heading.is_visible() and 0 <= box["y"] < viewport["height"] / 2, box
+    shots(page, "08a_runbook_link_opens_its_section")
+    # ... and the health view links the runbooks too.
+    page.goto(platform["base"] + "/vyapar-health/")
+    page.get_by_role("link", name="alert runbooks").click()
+    page.wait_for_url(re.compile(r".*/vyapar-health/runbooks$"))
 
 
 def test_the_health_view_shows_what_this_test_did(platform, page, shots):
@@ -380,3 +421,22 @@ def test_health_view_load_time_with_a_week_of_history(platform, context, shots):
     (UI_ARTIFACTS / "health_load_time.json").write_text(json.dumps(report, indent=2))
     print(f"\nhealth view with a week of history: {json.dumps(report, indent=2)}")
     assert report["median_warm_load_ms"] < 5000, report
+
+
+def test_no_panel_of_the_health_view_clips_at_1280_and_1920_px(platform, context, shots):
+    """With this platform's week of history: the page alone and inside the Airflow UI, at both widths."""
+    page = context.new_page()
+    try:
+        for width in WIDTHS:
+            page.set_viewport_size({"width": width, "height": 1000})
+            page.goto(platform["base"] + "/vyapar-health/")
+            page.locator("#freshness tr[data-node]").first.wait_for()
+            assert page.evaluate(OVERFLOWING) == [], f"the page alone, {width} px"
+            shots(page, f"13_health_view_{width}px")
+            page.goto(platform["base"] + "/plugin/pipeline-health")
+            page.frame_locator("iframe").first.locator("#freshness tr[data-node]").first.wait_for()
+            frame = next(f for f in page.frames if "/vyapar-health/" in f.url)
+            assert frame.evaluate(OVERFLOWING) == [], f"inside the Airflow UI, {width} px"
+            shots(page, f"14_health_view_in_the_ui_{width}px")
+    finally:
+        page.close()
