@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 
 from include.vyapar.alerting import Alert
 from include.vyapar.alerting.formatting import slack_message
@@ -123,3 +124,26 @@ def test_alert_subject_is_one_line_and_keeps_its_order_of_facts():
     alert = Alert(kind="slow", subject="fct_orders\nslow", facts={"b": 1, "a": 2})
     assert alert.subject == "fct_orders slow" and list(alert.facts) == ["b", "a"]
     assert Alert.from_json(alert.to_json()) == alert
+
+
+def test_email_renders_only_web_and_mail_links_as_links(harness):
+    links = {
+        "Script": "javascript:alert(document.cookie)",
+        "Shouting": "JAVASCRIPT:alert(1)",
+        "Tabbed": "java\tscript:alert(1)",
+        "Data": "data:text/html;base64,PHNjcmlwdD4=",
+        "Runbook file": "docs/alerting.md",
+        "Log": "https://airflow.test:8080/log",
+        "On call": "mailto:oncall@vyaparbazaar.example",
+    }
+    enqueue(failed_run(links=links))
+    harness.drain()
+
+    _, html = harness.smtp.parts(harness.smtp.messages[0])
+    hrefs = re.findall(r"""href=["']([^"']*)["']""", html)
+    assert "https://airflow.test:8080/log" in hrefs and "mailto:oncall@vyaparbazaar.example" in hrefs
+    assert all(href.startswith(("http://", "https://", "mailto:")) for href in hrefs), hrefs
+    assert "Script: javascript:alert(document.cookie)" in html  # still shown, as text
+    [posted] = harness.slack.messages_in("#data-oncall")
+    buttons = [e["url"] for b in posted.blocks if b["type"] == "actions" for e in b["elements"]]
+    assert buttons and all(url.startswith(("http://", "https://")) for url in buttons), buttons

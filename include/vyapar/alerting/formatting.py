@@ -5,10 +5,11 @@ from __future__ import annotations
 import html
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from include.vyapar.alerting.alert import Alert
 from include.vyapar.alerting.config import RECOVERED
-from include.vyapar.alerting.redaction import known_secrets, redact
+from include.vyapar.alerting.redaction import known_secrets, redact, redact_url
 
 # Slack's documented limits (chat.postMessage and Block Kit), counted conservatively in UTF-16 code units.
 SLACK_TEXT_MAX = 40_000
@@ -27,6 +28,7 @@ ERROR_LINES_IN_EMAIL = 400
 ERROR_CHARS_IN_EMAIL = 40_000
 SEVERITY_EMOJI = {"low": "🔵", "medium": "🟡", "high": "🔴", "critical": "🚨"}
 RESOLVED_EMOJI = "✅"
+LINK_SCHEMES = frozenset({"http", "https", "mailto"})  # what an email may render as a link
 
 
 @dataclass(frozen=True)
@@ -89,14 +91,20 @@ def redacted(alert: Alert, secrets: list[str] | None = None) -> Alert:
     def clean(value: str | None) -> str | None:
         return None if value is None else redact(value, secrets)
 
+    # Every string, ids too: a run id is whatever the triggering user typed.
     return alert.replace(
         subject=clean(alert.subject),
         summary=clean(alert.summary),
         facts={clean(k): clean(v) for k, v in alert.facts.items()},
-        links={clean(k): clean(v) for k, v in alert.links.items()},
+        links={clean(k): redact_url(v, secrets) for k, v in alert.links.items()},
         error=clean(alert.error),
         dedup_key=clean(alert.dedup_key),
+        dag_id=clean(alert.dag_id),
+        task_id=clean(alert.task_id),
+        run_id=clean(alert.run_id),
+        node_id=clean(alert.node_id),
         owner=clean(alert.owner),
+        recovery_of=clean(alert.recovery_of),
         affected=[clean(name) for name in alert.affected],
     )
 
@@ -186,11 +194,24 @@ def _code_block(error: str, limit: int) -> str:
     return f"```\n{body}\n```\n{truncation_marker(omitted)}"
 
 
+def is_safe_link(url: str) -> bool:
+    """Whether `url` may be rendered as a link: http(s) or mailto only, never javascript:, data: or a file path.
+
+    Any whitespace or control character refuses it too: browsers drop them inside a scheme (`java\tscript:`)."""
+    if not url or any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in url):
+        return False
+    try:
+        scheme = urlsplit(url).scheme.lower()
+    except ValueError:
+        return False
+    return scheme in LINK_SCHEMES
+
+
 def _buttons(links: dict[str, str]) -> tuple[list[dict[str, Any]], list[tuple[str, str]]]:
     """Link buttons for http(s) URLs Slack accepts; other links (a local runbook path) are listed as text."""
     buttons, unlinkable = [], []
     for index, (label, url) in enumerate(links.items()):
-        if url.startswith(("http://", "https://")) and len(url) <= SLACK_URL_MAX:
+        if is_safe_link(url) and url.startswith(("http://", "https://")) and len(url) <= SLACK_URL_MAX:
             text = {"type": "plain_text", "text": fit(label, SLACK_BUTTON_TEXT_MAX), "emoji": True}
             buttons.append({"type": "button", "action_id": f"link_{index}", "text": text, "url": url})
         else:
@@ -256,7 +277,10 @@ def email_content(alert: Alert, *, alert_id: int | None = None, note: str = "") 
     if alert.affected:
         parts.append(f"<p>Also affected downstream ({len(alert.affected)}): {esc(', '.join(alert.affected))}</p>")
     if alert.links:
-        anchors = " · ".join(f'<a href="{esc(url)}">{esc(label)}</a>' for label, url in alert.links.items())
+        anchors = " · ".join(
+            f'<a href="{esc(url)}">{esc(label)}</a>' if is_safe_link(url) else f"{esc(label)}: {esc(url)}"
+            for label, url in alert.links.items()
+        )
         parts.append(f"<p>{anchors}</p>")
     if error:
         parts.append(f"<pre style='white-space:pre-wrap'>{esc(error)}</pre>")
