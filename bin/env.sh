@@ -2,6 +2,29 @@
 # overridden from the environment. Airflow reads AIRFLOW__SECTION__KEY variables; dbt reads VYAPAR_*.
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 export REPO_ROOT
+
+# The compose stack's .env, for bin/start too (it sets VYAPAR_ENV_FILE; bin/setup and bin/test read none): every
+# KEY=VALUE not already in the environment is exported, before the defaults below. As compose: the environment
+# wins, `#` starts a comment, quotes around a value are removed, nothing is executed.
+read_env_file() {
+    local line key value
+    while IFS= read -r line || [ -n "$line" ]; do
+        line="${line%$'\r'}"
+        [[ "$line" =~ ^[[:space:]]*(export[[:space:]]+)?([A-Za-z_][A-Za-z0-9_]*)[[:space:]]*=[[:space:]]*(.*)$ ]] || continue
+        key="${BASH_REMATCH[2]}" value="${BASH_REMATCH[3]}"
+        if [[ "$value" =~ ^\"(.*)\"[[:space:]]*(#.*)?$ || "$value" =~ ^\'(.*)\'[[:space:]]*(#.*)?$ ]]; then
+            value="${BASH_REMATCH[1]}"
+        else
+            value="${value%%[[:space:]]#*}"
+            value="${value%"${value##*[![:space:]]}"}"
+        fi
+        [ -n "${!key+set}" ] || export "$key=$value"
+    done < "$1"
+}
+if [ -n "${VYAPAR_ENV_FILE:-}" ] && [ -f "$VYAPAR_ENV_FILE" ]; then
+    read_env_file "$VYAPAR_ENV_FILE"
+fi
+
 export VENV="${VENV:-$REPO_ROOT/.venv}"
 export PATH="$VENV/bin:$PATH"
 export PYTHONPATH="$REPO_ROOT${PYTHONPATH:+:$PYTHONPATH}"

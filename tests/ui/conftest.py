@@ -71,6 +71,12 @@ def platform():
         "AIRFLOW_PORT": str(port),
         "VYAPAR_SCALE": "0.05",
         "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
+        # No Slack or email reachable (the journey reads the delivery errors): no .env, Slack a channel without a
+        # connection, email to a port nobody listens on rather than bin/start's mail catcher (docs/local.md).
+        "VYAPAR_ENV_FILE": str(root / ".env"),
+        "VYAPAR_ALERT_CHANNELS": "slack,email",
+        "SMTP_HOST": "127.0.0.1",
+        "SMTP_PORT": str(_free_port()),
     }
     # The test session's own locations (tests/conftest.py) must not leak into the platform: it derives its own.
     for var in ("VYAPAR_LANDING_DIR", "VYAPAR_DUCKDB_PATH", "VYAPAR_WAREHOUSE_LOCK", "VYAPAR_ALERT_STORE_URL",

@@ -1,4 +1,4 @@
-"""`python -m include.vyapar.deploy {preflight|init}`: the compose stack's one-shot init."""
+"""`python -m include.vyapar.deploy {preflight|init|connections}`: the compose stack's one-shot init; bin/start's alert connections."""
 
 import sys
 

@@ -28,7 +28,8 @@ KNOWN_DEFAULTS = frozenset({
     "", "airflow", "admin", "password", "postgres", "changeme", "change-me", "secret", "example", "test",
 })  # fmt: skip
 PLACEHOLDER_MARK = "change-me"  # every secret in .env.example contains it
-MIN_SECRET_LENGTH = {"AIRFLOW_ADMIN_PASSWORD": 12, "POSTGRES_PASSWORD": 12, "AIRFLOW__API_AUTH__JWT_SECRET": 32}
+# The JWT secret is an HS512 key (Airflow's algorithm for a shared secret): PyJWT warns below 64 bytes.
+MIN_SECRET_LENGTH = {"AIRFLOW_ADMIN_PASSWORD": 12, "POSTGRES_PASSWORD": 12, "AIRFLOW__API_AUTH__JWT_SECRET": 64}
 GENERATE_HINT = {
     "AIRFLOW__CORE__FERNET_KEY": "python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'",
     "AIRFLOW__API_AUTH__JWT_SECRET": "openssl rand -hex 32",
@@ -230,9 +231,14 @@ def init(env: Mapping[str, str] | None = None) -> None:
     _log(f"done in {time.monotonic() - started:.0f} s")
 
 
+def connections() -> None:
+    """Only the alert connections, from SLACK_* / SMTP_*: what bin/start takes from .env."""
+    upsert_connections(alert_connections(os.environ))
+
+
 def main(argv: list[str]) -> None:
-    commands = {"preflight": preflight, "init": init}
+    commands = {"preflight": preflight, "init": init, "connections": connections}
     if len(argv) != 1 or argv[0] not in commands:
-        print("usage: python -m include.vyapar.deploy {preflight|init}", file=sys.stderr)
+        print("usage: python -m include.vyapar.deploy {preflight|init|connections}", file=sys.stderr)
         sys.exit(2)
     commands[argv[0]]()
