@@ -109,11 +109,18 @@ def _after_dbt_task(context, result=None) -> None:
         callbacks.stop_task_watch(context, result)
 
 
+def first_run_next(schedule: PipelineSchedule) -> CronTriggerTimetable:
+    """A new DAG's first scheduled run is its next cron time, not the one just past: the first start (bin/start,
+    compose's init) has just built the warehouse, and 14 catch-up runs would queue a newcomer's first trigger
+    behind them (issue 20). Airflow's documented way: no start_date, and `run_immediately` a zero tolerance (its
+    `False` still runs a cron time up to 5 minutes past). Once a DAG has runs, catchup=False applies as before."""
+    return CronTriggerTimetable(schedule.cron, timezone=schedule.timezone, run_immediately=timedelta(0))
+
+
 def build_dag(schedules: Schedules, schedule: PipelineSchedule) -> DAG:
     with DAG(
         dag_id=schedule.dag_id,
-        schedule=CronTriggerTimetable(schedule.cron, timezone=schedule.timezone),
-        start_date=START_DATE,
+        schedule=first_run_next(schedule),
         catchup=False,
         max_active_runs=1,
         default_args=_default_args(schedules, schedule),
@@ -225,8 +232,7 @@ def build_watcher_dag(schedules: Schedules, watcher: PipelineSchedule) -> DAG:
     """A watcher: one task calling the declared function (it raises its alerts itself; no dbt, no warehouse)."""
     with DAG(
         dag_id=watcher.dag_id,
-        schedule=CronTriggerTimetable(watcher.cron, timezone=watcher.timezone),
-        start_date=START_DATE,
+        schedule=first_run_next(watcher),
         catchup=False,
         max_active_runs=1,
         default_args=_default_args(schedules, watcher),
