@@ -10,8 +10,10 @@ runs it on every start. Secrets are checked and stored, never printed.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -28,6 +30,9 @@ KNOWN_DEFAULTS = frozenset({
     "", "airflow", "admin", "password", "postgres", "changeme", "change-me", "secret", "example", "test",
 })  # fmt: skip
 PLACEHOLDER_MARK = "change-me"  # every secret in .env.example contains it
+# A random secret of the minimum length has far more distinct characters (bytes) than these.
+MIN_DISTINCT_CHARACTERS = 6
+MIN_DISTINCT_BYTES = 8
 # The JWT secret is an HS512 key (Airflow's algorithm for a shared secret): PyJWT warns below 64 bytes.
 MIN_SECRET_LENGTH = {"AIRFLOW_ADMIN_PASSWORD": 12, "POSTGRES_PASSWORD": 12, "AIRFLOW__API_AUTH__JWT_SECRET": 64}
 GENERATE_HINT = {
@@ -53,30 +58,68 @@ class Problem:
 
 
 def secret_problems(env: Mapping[str, str]) -> list[Problem]:
-    """What is wrong with the stack's secrets, one entry per variable (empty when all are fit to use)."""
+    """What is wrong with the stack's secrets, one entry per variable (empty when all are fit to use).
+
+    Each message names the variable and why, never the value."""
     problems: list[Problem] = []
     for var in ("AIRFLOW_ADMIN_PASSWORD", "POSTGRES_PASSWORD", "AIRFLOW__API_AUTH__JWT_SECRET"):
         value = env.get(var, "")
-        if not value:
-            problems.append(Problem(var, "missing or empty"))
-        elif value.lower() in KNOWN_DEFAULTS or PLACEHOLDER_MARK in value.lower():
-            problems.append(Problem(var, "left at a well-known default or the .env.example placeholder"))
-        elif len(value) < MIN_SECRET_LENGTH[var]:
-            problems.append(Problem(var, f"too short ({len(value)} characters, need {MIN_SECRET_LENGTH[var]})"))
+        why = _weak_secret(value, MIN_SECRET_LENGTH[var])
+        if why:
+            problems.append(Problem(var, why))
     fernet = env.get("AIRFLOW__CORE__FERNET_KEY", "")
-    if not fernet:
+    if not fernet.strip():
         problems.append(Problem("AIRFLOW__CORE__FERNET_KEY", "missing or empty (connections would be stored unencrypted)"))
     else:
-        from cryptography.fernet import Fernet
-
-        try:
-            Fernet(fernet.encode())
-        except (ValueError, TypeError):
-            problems.append(Problem("AIRFLOW__CORE__FERNET_KEY", "not a Fernet key (32 url-safe base64-encoded bytes)"))
+        why = _weak_fernet_keys(fernet)
+        if why:
+            problems.append(Problem("AIRFLOW__CORE__FERNET_KEY", why))
     sql = env.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "")
     if sql and urlsplit(sql).password in KNOWN_DEFAULTS - {""}:
         problems.append(Problem("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "uses a well-known database password"))
     return problems
+
+
+def _weak_secret(value: str, min_length: int) -> str | None:
+    """Why `value` cannot guard a deployment, or None. A known default with digits or punctuation around it
+    (`changeme12345`, `Password!`) is still that default; a value of one repeated character or a short repeated
+    run (`aaaa…`, `abcabc…`) has the length but not the secrecy."""
+    if not value:
+        return "missing or empty"
+    if not value.strip():
+        return "only whitespace"
+    words = value.lower()
+    letters = re.sub(r"[^a-z]", "", words)
+    if words in KNOWN_DEFAULTS or PLACEHOLDER_MARK in words or letters in KNOWN_DEFAULTS - {""}:
+        return "left at a well-known default or the .env.example placeholder"
+    if len(value) < min_length:
+        return f"too short ({len(value)} characters, need {min_length})"
+    if len(set(value)) < MIN_DISTINCT_CHARACTERS or _repeats_a_short_run(value):
+        return "too predictable (one character or a short run repeated)"
+    return None
+
+
+def _repeats_a_short_run(value: str) -> bool:
+    """True when `value` is a run of at most a third of its length, repeated (`abcabcabc…`)."""
+    for period in range(1, len(value) // 3 + 1):
+        if all(value[i] == value[i - period] for i in range(period, len(value))):
+            return True
+    return False
+
+
+def _weak_fernet_keys(value: str) -> str | None:
+    """Why the Fernet key (or Airflow's comma-separated rotation list) is unusable, or None."""
+    from cryptography.fernet import Fernet
+
+    for key in value.split(","):
+        try:
+            Fernet(key.strip().encode())
+            raw = base64.urlsafe_b64decode(key.strip().encode())
+        except (ValueError, TypeError):
+            return "not a Fernet key (32 url-safe base64-encoded bytes)"
+        if len(set(raw)) < MIN_DISTINCT_BYTES:  # all zeros, or one byte repeated: anybody can guess it
+            return "one byte repeated (an all-zero key?): anybody could decrypt the connections"
+    return None
 
 
 def setting_problems(env: Mapping[str, str]) -> list[Problem]:
@@ -148,10 +191,19 @@ def write_admin_login(env: Mapping[str, str]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     username = env.get("AIRFLOW_ADMIN_USERNAME") or "admin"
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps({username: env["AIRFLOW_ADMIN_PASSWORD"]}) + "\n", encoding="utf-8")
-    tmp.chmod(0o640)  # group 0 (the image's AIRFLOW_UID convention) reads it in the api-server
+    write_private_file(tmp, json.dumps({username: env["AIRFLOW_ADMIN_PASSWORD"]}) + "\n", mode=0o640)
     tmp.replace(path)
     _log(f"admin login for {username!r} written to {path}")
+
+
+def write_private_file(path: Path, text: str, mode: int = 0o600) -> None:
+    """Write `text` to a new file that is never readable beyond `mode`, not even between its creation and a chmod.
+
+    0o640: group 0 (the image's AIRFLOW_UID convention) reads the login file in the api-server; nobody else."""
+    path.unlink(missing_ok=True)  # a leftover from a crash may have other permissions: O_EXCL makes ours
+    with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode), "w", encoding="utf-8") as handle:
+        os.fchmod(handle.fileno(), mode)  # exactly `mode`: the umask may have taken the group's read away
+        handle.write(text)
 
 
 def alert_connections(env: Mapping[str, str]) -> dict[str, dict]:
