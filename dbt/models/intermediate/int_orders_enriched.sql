@@ -20,10 +20,10 @@ with
 {% if is_incremental() %}
 {%- set arrived = "_loaded_at > " ~ incremental_arrival_cutoff('_source_loaded_at') %}
 {%- set touched_sql %}
-    {% for relation in stg_relations %}
+{% for relation in stg_relations %}
     select order_id from {{ relation }} where {{ arrived }}
-    {% if not loop.last %}union{% endif %}
-    {% endfor %}
+{% if not loop.last %}union{% endif %}
+{% endfor %}
 {%- endset %}
 {%- set touched_range = key_range('order_id', '(' ~ touched_sql ~ ') as touched') %}
 touched_orders as (
@@ -90,7 +90,7 @@ joined as (
         case
             when coalesce(item_totals.items_loaded_at, orders._loaded_at) >= orders._loaded_at
                 and coalesce(item_totals.items_loaded_at, orders._loaded_at)
-                    >= coalesce(payment_totals.payments_loaded_at, orders._loaded_at)
+                >= coalesce(payment_totals.payments_loaded_at, orders._loaded_at)
                 then coalesce(item_totals.items_loaded_at, orders._loaded_at)
             when coalesce(payment_totals.payments_loaded_at, orders._loaded_at) >= orders._loaded_at
                 then coalesce(payment_totals.payments_loaded_at, orders._loaded_at)

@@ -68,8 +68,7 @@ order_click_candidates as (
     inner join clicks
         on orders.customer_id = clicks.customer_id
         and clicks.clicked_at <= orders.order_purchase_timestamp
-        and orders.order_purchase_timestamp
-            < {{ dbt.dateadd('day', var('email_attribution_window_days'), 'clicks.clicked_at') }}
+        and orders.order_purchase_timestamp < {{ dbt.dateadd('day', var('email_attribution_window_days'), 'clicks.clicked_at') }}
 ),
 
 attribution as (

@@ -27,7 +27,7 @@ ranked_categories as (
         product_category,
         row_number() over (
             partition by customer_id
-            order by category_order_count desc, category_spend desc, product_category
+            order by category_order_count desc, category_spend desc, product_category asc
         ) as preference_rank
     from category_orders
 ),

@@ -38,7 +38,7 @@ month_bounds as (
 ),
 
 months as (
-    select distinct calendar.month_start_date as month_start_date
+    select distinct calendar.month_start_date
     from calendar
     cross join month_bounds
     where calendar.month_start_date >= month_bounds.first_month

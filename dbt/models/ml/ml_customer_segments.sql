@@ -17,7 +17,7 @@ scored as (
         recency_days,
         frequency_orders,
         monetary_total_spend,
-        ntile(5) over (order by recency_days desc, customer_id) as recency_score,
+        ntile(5) over (order by recency_days desc, customer_id asc) as recency_score,
         ntile(5) over (order by frequency_orders, customer_id) as frequency_score,
         ntile(5) over (order by monetary_total_spend, customer_id) as monetary_score
     from buyers

@@ -26,8 +26,7 @@ recent as (
     from events
     cross join arrivals
     where events._batch_id <> arrivals.backfill_batch_id
-        and events._loaded_at
-            > {{ dbt.dateadd('hour', -1 * var('incremental_lookback_hours'), 'arrivals.latest_loaded_at') }}
+        and events._loaded_at > {{ dbt.dateadd('hour', -1 * var('incremental_lookback_hours'), 'arrivals.latest_loaded_at') }}
 ),
 
 late_share as (
