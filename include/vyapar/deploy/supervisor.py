@@ -1,11 +1,12 @@
 """Runs bin/start's processes (`airflow standalone`, the mail catcher) and, on Ctrl-C, stops them and everything
 they started: SIGTERM to all, SIGKILL to whatever is left after a grace period.
 
-Why not `exec airflow standalone`: on SIGINT it terminates its components, then waits for their output pipes to
-close, which task processes (each in its own process group, which Ctrl-C never reaches) hold open: it stayed up
-with its components `<defunct>` and ignored a second Ctrl-C (issue 20). Here each command runs in its own
-session, out of the terminal's reach, and this process is their subreaper: a process whose parent has gone is
-still ours to find and stop.
+Why not `exec airflow standalone`: its components install their own SIGINT handlers and exit, but standalone
+stops only on a KeyboardInterrupt, which Python never raises when SIGINT was ignored at its start (a launcher's
+non-interactive background job): it stayed up with its four components `<defunct>` and ignored a second Ctrl-C
+(issue 20, reproduced). Here every signal is handled explicitly, each command runs in its own session (out of the
+terminal's reach: one orderly stop), and this process is their subreaper: a process whose parent has gone (a
+task process in its own process group) is still ours to find and stop.
 
     python -m include.vyapar.deploy.supervisor [--also 'CMD ARGS'] [--grace SECONDS] -- MAIN COMMAND...
 
