@@ -1,4 +1,4 @@
-"""A secret of any common shape, anywhere in an alert, never reaches Slack, email or the alert store.
+"""A secret of any common shape, anywhere in an alert, never reaches Slack, email, the alert store or the log.
 
 Property-tested with hypothesis through the real path: enqueue into the SQLite store, flush to the fake Slack and
 the local SMTP server. Secrets are assembled at run time: the repo holds no token-shaped literal.
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import logging
 import string
 from urllib.parse import quote
 
@@ -110,10 +111,13 @@ def test_a_secret_of_each_shape_anywhere_in_a_text_is_masked(shape, before, afte
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )  # fmt: skip
 @given(shape=secret_shapes(), before=AROUND, after=AROUND, field=st.sampled_from(FIELDS))
-def test_a_secret_of_each_shape_anywhere_never_reaches_slack_email_or_the_store(harness, shape, before, after, field):
+def test_a_secret_of_each_shape_anywhere_never_reaches_slack_email_the_store_or_the_log(
+    harness, caplog, shape, before, after, field
+):
     name, shaped, secret = shape
     assume(secret not in before + after)  # the surrounding text may not carry the secret itself
-    slack_seen, mail_seen = len(harness.slack.messages), len(harness.smtp.messages)
+    caplog.set_level(logging.DEBUG)
+    slack_seen, mail_seen, logs_seen = len(harness.slack.messages), len(harness.smtp.messages), len(caplog.records)
 
     result = enqueue(_alert_with(field, before + shaped + after, f"redaction-{next(_keys)}"))
     harness.drain()
@@ -122,7 +126,8 @@ def test_a_secret_of_each_shape_anywhere_never_reaches_slack_email_or_the_store(
     mail = [part for m in harness.smtp.messages[mail_seen:] for part in (m["Subject"], *harness.smtp.parts(m))]
     stored = json.dumps([harness.store.list_alerts(), harness.store.list_deliveries()], default=str, ensure_ascii=False)
     assert slack and mail, f"alert {result} was not delivered to both channels"
-    for where, text in [("slack", "\n".join(slack)), ("email", "\n".join(mail)), ("store", stored)]:
+    logs = "\n".join(record.getMessage() for record in caplog.records[logs_seen:])
+    for where, text in [("slack", "\n".join(slack)), ("email", "\n".join(mail)), ("store", stored), ("logs", logs)]:
         for form in {secret, quote(secret, safe="")}:
             assert form not in text, f"{name} secret in the {field} leaked into {where}"
 
