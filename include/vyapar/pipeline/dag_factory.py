@@ -58,7 +58,7 @@ def _params() -> dict[str, Param]:
         "select": Param(
             None, type=["null", "string"], title="dbt selector",
             description="Targeted rebuild: a dbt selector such as `stg_orders+` or `tag:daily`; "
-            "empty runs the whole DAG. Letters, digits and _ . : + * @ , / - and spaces only.",
+            "empty runs the whole DAG. Letters, digits and _ . : + * @ , / - and spaces only; no word may start with -.",
             pattern=SELECTOR_PATTERN, maxLength=SELECTOR_MAX_LENGTH,
         ),
     }  # fmt: skip
