@@ -40,6 +40,11 @@ WAREHOUSE_POOL = os.environ.get("VYAPAR_WAREHOUSE_POOL") or (
 )
 WAREHOUSE_POOL_SLOTS = int(os.environ.get("VYAPAR_WAREHOUSE_POOL_SLOTS") or 8) if IS_POSTGRES else 1
 TIMEZONE = os.environ.get("VYAPAR_TIMEZONE", "Asia/Kolkata")
+# Airflow's metadata database, read-only, for the weekly report when it runs in a task (Airflow 3 blocks the ORM
+# there); unset: Airflow's own session (the API server, the scheduler, the CLI).
+METADATA_DB_URL = os.environ.get("VYAPAR_METADATA_DB_URL") or None
+# The bearer token a Prometheus server scrapes /vyapar-metrics with (empty: only from inside the compose network).
+METRICS_TOKEN = os.environ.get("VYAPAR_METRICS_TOKEN", "")
 
 
 def dbt_env() -> dict[str, str]:

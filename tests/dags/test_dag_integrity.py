@@ -30,7 +30,7 @@ EXPECTED_SCHEDULES = {
     "vyapar_financial_metrics": "0 5 L * *",
     "vyapar_customer_segments": "0 5 * * 1",
 }
-WATCHERS = {"vyapar_freshness_watch": "*/10 * * * *", "vyapar_alert_digest": "0 9 * * *"}
+WATCHERS = {"vyapar_freshness_watch": "*/10 * * * *", "vyapar_alert_digest": "0 9 * * *", "vyapar_weekly_report": "0 9 * * 1"}
 LAYER_DAGS = [d for d in EXPECTED_SCHEDULES if d not in {
     "vyapar_daily_sales", "vyapar_inventory_status", "vyapar_campaign_performance",
     "vyapar_financial_metrics", "vyapar_customer_segments"}]  # fmt: skip

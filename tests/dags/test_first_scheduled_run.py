@@ -16,7 +16,7 @@ from include.vyapar.pipeline.dag_factory import build_all_dags
 @pytest.fixture(scope="module")
 def scheduled_dags():
     dags = build_all_dags()
-    assert len(dags) == 14
+    assert len(dags) == 15
     return dags
 
 

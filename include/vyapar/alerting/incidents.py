@@ -39,10 +39,13 @@ def raise_alert(
     return result
 
 
-def raise_notice(alert: Alert, *, now: datetime | None = None, kick: bool = True) -> EnqueueResult:
-    """A notice (the daily digest): routed and delivered like an alert, but it opens no incident."""
+def raise_notice(
+    alert: Alert, *, now: datetime | None = None, kick: bool = True, channels: Iterable[str] | None = None
+) -> EnqueueResult:
+    """A notice (the daily digest): routed and delivered like an alert, but it opens no incident. `channels`
+    narrows its route (store.enqueue_notice)."""
     try:
-        result = get_store().enqueue_notice(alert, now=now)
+        result = get_store().enqueue_notice(alert, now=now, channels=None if channels is None else list(channels))
     except Exception as exc:  # noqa: BLE001
         return _without_store(alert, exc)
     if kick:

@@ -411,13 +411,19 @@ class AlertStore:
         ids = self._insert_deliveries(conn, alert_id, incident_id, targets, ts)
         return EnqueueResult(alert_id, OPEN, incident_id, ids)
 
-    def enqueue_notice(self, alert: Alert, *, now: datetime | None = None) -> EnqueueResult:
-        """Deliver a notice (the daily digest): routed by severity like an alert, but it opens no incident."""
+    def enqueue_notice(
+        self, alert: Alert, *, now: datetime | None = None, channels: Sequence[str] | None = None
+    ) -> EnqueueResult:
+        """Deliver a notice (the daily digest): routed by severity like an alert, but it opens no incident.
+        `channels` narrows the route (the weekly report: its full text by email, its summary line to Slack)."""
         ts = (now or datetime.now(UTC)).timestamp()
         alert = enriched(alert, self.config)
         with self.engine.begin() as conn:
             alert_id = self._insert_alert(conn, alert, NOTICE, None, ts)
-            targets = [(c, destination_for(c, alert.severity, self.config)) for c in route_for(alert.severity, self.config)]
+            routed = route_for(alert.severity, self.config)
+            if channels is not None:
+                routed = [c for c in channels if c in self.config.channels] or routed
+            targets = [(c, destination_for(c, alert.severity, self.config)) for c in routed]
             return EnqueueResult(alert_id, NOTICE, None, self._insert_deliveries(conn, alert_id, None, targets, ts))
 
     def _open_incident(self, conn: sa.Connection, dedup_key: str | None) -> Any:
