@@ -77,7 +77,10 @@ class AlertingListener:
     @hookimpl
     def before_stopping(self, component):
         if getattr(component, "job_type", None) == "SchedulerJob":
+            from include.vyapar.alerting.delivery import wake_sweeper
+
             _stop.set()
+            wake_sweeper()
 
 
 def _sweep_if_scheduler(job) -> None:

@@ -237,6 +237,11 @@ def _inline_wait_seconds() -> float:
         return 10.0
 
 
+def wake_sweeper() -> None:
+    """Make this process's sweeper (if it runs one: the scheduler) look at the outbox, or at its stop flag, now."""
+    _sweeper_wake.set()
+
+
 def deliver_soon(*, wait: bool = True) -> bool:
     """The inline attempt: deliver what is due now, from this process, in a thread; never raises.
 
@@ -246,7 +251,7 @@ def deliver_soon(*, wait: bool = True) -> bool:
     coalesce into one more flush. VYAPAR_ALERTING_KICK=0 turns the inline attempt off (the sweeper still delivers).
     """
     global _inline_worker, _inline_again
-    _sweeper_wake.set()  # in the scheduler, the sweeper thread is the one to deliver
+    wake_sweeper()  # in the scheduler, the sweeper thread is the one to deliver
     if _inline_disabled():
         return False
     try:
