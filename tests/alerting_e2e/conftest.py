@@ -1,5 +1,5 @@
 """End-to-end alerting: real `airflow dags test` runs of factory DAGs on real dbt/DuckDB, alerts delivered to a fake
-Slack and a real local SMTP server by the detached flusher the callbacks kick.
+Slack and a real local SMTP server by the raising process's inline attempt (no scheduler, so no sweeper, here).
 
 The DAGs run against a copy of the dbt project whose ML models and two singular tests misbehave on demand
 (`VYAPAR_PROBE`: break_features, break_segments, slow_segments, fail_test, warn_test), in their own DuckDB file.
@@ -154,7 +154,7 @@ class AlertingRig:
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float = 30, what: str = "condition") -> Any:
-    """Poll until `predicate()` is truthy: delivery is asynchronous (a detached flusher the callback kicked)."""
+    """Poll until `predicate()` is truthy: delivery is asynchronous (a thread of the raising process, the sweeper)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()
