@@ -14,7 +14,9 @@ ARTIFACTS = REPO_ROOT / "test-artifacts"
 # second import must not move the session to a new folder after settings were read from the first.
 if "VYAPAR_TEST_SESSION_DIR" not in os.environ:
     os.environ["VYAPAR_TEST_SESSION_DIR"] = tempfile.mkdtemp(prefix="vyapar-tests-")
-_SESSION_DIR = Path(os.environ["VYAPAR_TEST_SESSION_DIR"])
+# Under pytest-xdist every worker is its own test session: its own data folder, warehouse and Airflow home.
+_SESSION_DIR = Path(os.environ["VYAPAR_TEST_SESSION_DIR"]) / os.environ.get("PYTEST_XDIST_WORKER", "main")
+_SESSION_DIR.mkdir(parents=True, exist_ok=True)
 os.environ["VYAPAR_DATA_DIR"] = str(_SESSION_DIR / "data")
 os.environ["VYAPAR_LANDING_DIR"] = os.environ.get("VYAPAR_TEST_LANDING_DIR", str(_SESSION_DIR / "data" / "landing"))
 os.environ["VYAPAR_DUCKDB_PATH"] = str(_SESSION_DIR / "data" / "warehouse" / "vyaparbazaar.duckdb")
@@ -31,3 +33,32 @@ os.environ["PYTHONPATH"] = str(REPO_ROOT) + (os.pathsep + os.environ["PYTHONPATH
 
 def session_dir() -> Path:
     return _SESSION_DIR
+
+
+# Tests that share an expensive session fixture (a built warehouse, Airflow runs, a platform) or one PostgreSQL
+# database run on the same xdist worker (`--dist loadgroup`), so each fixture is built once per test run.
+XDIST_GROUPS = {
+    "tests/dags/": "airflow-layers",
+    "tests/runtime/": "airflow-layers",
+    "tests/dbt/test_postgres_warehouse.py": "postgres",
+    "tests/alerting/test_alerting_store.py": "postgres",
+    "tests/deployment/": "deployment",
+    "tests/alerting_e2e/": "alerting-e2e",
+    "tests/ui/": "ui",
+    "tests/dbt/": "warehouse",
+    "tests/landing/": "warehouse",
+}
+# The inner loop (`bin/test --fast`) leaves out what starts Airflow processes or builds whole warehouses.
+SLOW_PATHS = ("tests/alerting_e2e/", "tests/ui/", "tests/deployment/", "tests/dbt/", "tests/runtime/", "tests/dags/test_dag_runs.py")
+
+
+def pytest_collection_modifyitems(config, items):
+    import pytest
+
+    for item in items:
+        path = Path(str(item.fspath)).relative_to(REPO_ROOT).as_posix()
+        group = next((g for prefix, g in XDIST_GROUPS.items() if path.startswith(prefix)), None)
+        if group and not any(m.name == "xdist_group" for m in item.iter_markers()):
+            item.add_marker(pytest.mark.xdist_group(group))
+        if path.startswith(SLOW_PATHS):
+            item.add_marker(pytest.mark.slow)
