@@ -29,9 +29,14 @@ from include.vyapar import settings
 log = logging.getLogger(__name__)
 
 
+class WarehouseBusyError(RuntimeError):
+    """Another process holds the DuckDB writer lock."""
+
+
 @contextmanager
-def warehouse_lock(path: Path | None = None):
-    """Hold the DuckDB writer lock (the file dbt-serialized flocks); no-op on Postgres (concurrent writers)."""
+def warehouse_lock(path: Path | None = None, *, wait: bool = True):
+    """Hold the DuckDB writer lock (the file dbt-serialized flocks); no-op on Postgres (concurrent writers).
+    With wait=False, raise WarehouseBusyError at once when another process holds it."""
     if settings.IS_POSTGRES:
         yield
         return
@@ -41,6 +46,8 @@ def warehouse_lock(path: Path | None = None):
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
+            if not wait:
+                raise WarehouseBusyError(f"a writer holds the warehouse lock {path}: try again when it has finished") from None
             log.info("waiting for the warehouse lock %s (another dbt process is using the DuckDB file)", path)
             fcntl.flock(handle, fcntl.LOCK_EX)
             log.info("got the warehouse lock")
