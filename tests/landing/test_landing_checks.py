@@ -202,3 +202,43 @@ def test_a_table_folder_linked_out_of_the_landing_folder_fails_the_check(landing
     with pytest.raises(BadRawDataError, match=r"raw table 'inventory', batch \*: folder inventory/ is a symbolic link"):
         check_landing(landing)
     assert sorted(p.name for p in (outside / "inventory").iterdir()) == ["000000.parquet", "000001.parquet"]
+
+
+def _loaded_at(path) -> set:
+    return set(pq.read_table(path, columns=["_loaded_at"]).column(0).to_pylist())
+
+
+def test_a_fixed_file_put_back_late_is_rechecked_and_restamped_with_the_newest_arrival(landing):
+    path = landing / "clickstream" / "000000.parquet"
+    original = pq.read_table(path)
+    _rewrite(path, lambda t: t.drop_columns(["event_type"]))
+    with pytest.raises(BadRawDataError):
+        check_landing(landing)
+    newest = land_next_batch(landing, hours=4)  # the fix takes longer than the models' 3-hour lookback
+    pq.write_table(original, landing / QUARANTINE_DIR / "clickstream" / "000000.parquet")  # fixed in quarantine
+    (landing / QUARANTINE_DIR / "clickstream" / "000000.parquet").rename(path)  # and moved back: a plain `mv`
+
+    problems = check_landing(landing, batches=[newest["batch_id"]])  # as the hourly task checks: its new batch only
+    assert [str(p) for p in problems if p.severity == "notice"] == [
+        "NOTICE: raw table 'clickstream', batch 000000: clickstream/000000.parquet put back from quarantine: its rows' "
+        "_loaded_at re-stamped 2026-11-26 10:00:00 -> 2026-11-26 15:00:00 (the newest arrival), so the next "
+        "incremental run reads them"
+    ]
+    assert _loaded_at(path) == {datetime.fromisoformat(newest["loaded_at"])}
+    assert pq.read_table(path).drop_columns(["_loaded_at"]).equals(original.drop_columns(["_loaded_at"]))
+    assert b"vyapar.put_back" in pq.read_schema(path).metadata
+    assert not [p for p in check_landing(landing, batches=[newest["batch_id"]]) if p.severity == "notice"]  # once
+
+
+def test_a_file_put_back_still_broken_is_quarantined_again_beside_the_first(landing):
+    path = landing / "payments" / "000000.parquet"
+    _rewrite(path, lambda t: t.drop_columns(["payment_value"]))
+    with pytest.raises(BadRawDataError):
+        check_landing(landing)
+    (landing / QUARANTINE_DIR / "payments" / "000000.parquet").rename(path)  # put back unfixed
+    with pytest.raises(BadRawDataError, match=r"moved to _quarantine/payments/000000\.parquet"):
+        check_landing(landing, batches=["000001"])
+    assert not path.exists()
+    fixed = pq.read_table(landing / QUARANTINE_DIR / "payments" / "000000.parquet")
+    pq.write_table(fixed.append_column("payment_value", pa.array([1.0] * len(fixed))), path)
+    assert [p.severity for p in check_landing(landing, batches=["000001"]) if p.batch == "000000"] == ["notice"]
