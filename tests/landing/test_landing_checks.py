@@ -130,7 +130,9 @@ def test_timestamp_landed_as_epoch_milliseconds_is_quarantined_so_the_table_stil
 
     with pytest.raises(BadRawDataError) as raised:
         check_landing(landing)
-    assert "raw table 'orders', batch 000000: column(s) updated_at as int64 in orders/000000.parquet" in str(raised.value)
+    assert "raw table 'orders', batch 000000: column(s) updated_at as int64 in orders/000000.parquet" in str(
+        raised.value
+    )
     assert _quarantined(landing, "orders") == ["000000.parquet"]
     assert _scan(landing, "orders") == pq.read_metadata(landing / "orders" / "000001.parquet").num_rows
 
@@ -138,7 +140,9 @@ def test_timestamp_landed_as_epoch_milliseconds_is_quarantined_so_the_table_stil
 def _corrupt_a_data_page(path) -> None:
     """Overwrite the header of a column chunk's first data page; the footer stays intact."""
     row_group = pq.read_metadata(path).row_group(0)
-    chunk = next(row_group.column(i) for i in range(row_group.num_columns) if row_group.column(i).path_in_schema == "event_type")
+    chunk = next(
+        row_group.column(i) for i in range(row_group.num_columns) if row_group.column(i).path_in_schema == "event_type"
+    )
     data = bytearray(path.read_bytes())
     data[chunk.data_page_offset : chunk.data_page_offset + 16] = b"\xff" * 16
     path.write_bytes(bytes(data))
@@ -190,9 +194,11 @@ def test_a_symlink_out_of_the_landing_folder_is_never_read_and_is_quarantined_as
     assert not link.exists() and not link.is_symlink()
     assert (landing / QUARANTINE_DIR / "orders" / "000009.parquet").is_symlink()  # moved as a link, not followed
     assert outside.exists()
-    assert _scan(landing, "orders") == pq.read_metadata(landing / "orders" / "000000.parquet").num_rows + pq.read_metadata(
-        landing / "orders" / "000001.parquet"
-    ).num_rows
+    assert (
+        _scan(landing, "orders")
+        == pq.read_metadata(landing / "orders" / "000000.parquet").num_rows
+        + pq.read_metadata(landing / "orders" / "000001.parquet").num_rows
+    )
 
 
 def test_a_table_folder_linked_out_of_the_landing_folder_fails_the_check(landing, tmp_path_factory):
