@@ -1,7 +1,7 @@
 """Cosmos watcher execution (VYAPAR_DBT_EXECUTION=watcher) on a real scheduler and triggerer (`bin/start`).
 
 One producer task runs the layer's `dbt build`; each model keeps a task (a sensor) that starts and ends in the
-triggerer (include/vyapar/runtime/watcher.py): no worker process, so it has no pid. A targeted run skips the producer, runs
+triggerer (runtime/patches/watcher_trigger.py): no worker process, so it has no pid. A targeted run skips the producer, runs
 the selected model's sensor as a dbt run of its own on a worker (Cosmos' fallback) and skips the others.
 """
 
