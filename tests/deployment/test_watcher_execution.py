@@ -86,7 +86,7 @@ def test_a_layer_runs_as_one_build_and_its_model_tasks_never_take_a_worker(watch
     log.raise_for_status()
     assert "model.vyaparbazaar.int_customer_behavior" in log.text  # the trigger's lines: the model it watched
     # Cosmos' done gate was settled by the scheduler (no worker); the per-node results went out as one XCom, the
-    # producer's status board (include/vyapar/runtime/status_board.py), not as an XCom per node
+    # producer's status board (runtime/patches/status_board.py), not as an XCom per node
     assert (
         tis["dbt.dbt_producer_watcher_done"]["state"] == "success" and not tis["dbt.dbt_producer_watcher_done"]["pid"]
     )
