@@ -248,3 +248,16 @@ def test_a_file_put_back_still_broken_is_quarantined_again_beside_the_first(land
     fixed = pq.read_table(landing / QUARANTINE_DIR / "payments" / "000000.parquet")
     pq.write_table(fixed.append_column("payment_value", pa.array([1.0] * len(fixed))), path)
     assert [p.severity for p in check_landing(landing, batches=["000001"]) if p.batch == "000000"] == ["notice"]
+
+
+def test_a_copy_put_back_from_a_quarantine_older_than_its_log_is_restamped_too(landing):
+    """Quarantined before the log existed (or the log lost): a file still in _quarantine/ and copied back."""
+    quarantined = landing / QUARANTINE_DIR / "orders" / "000000.parquet"
+    quarantined.parent.mkdir(parents=True)
+    quarantined.write_bytes((landing / "orders" / "000000.parquet").read_bytes())
+    problems = check_landing(landing, batches=["000001"])
+    assert [(p.table, p.batch, p.severity) for p in problems if p.severity == "notice"] == [
+        ("orders", "000000", "notice")
+    ]
+    assert _loaded_at(landing / "orders" / "000000.parquet") == {datetime(2026, 11, 26, 11)}
+    assert not [p for p in check_landing(landing, batches=["000001"]) if p.severity == "notice"]

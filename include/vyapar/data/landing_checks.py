@@ -210,12 +210,19 @@ class _QuarantineLog:
     def pending(self) -> set[tuple[str, str]]:
         """(table, batch) of files quarantined and not put back since."""
         out: set[tuple[str, str]] = set()
+        logged: set[tuple[str, str]] = set()
         for entry in self.entries():
             key = (entry.get("table"), entry.get("batch"))
+            logged.add(key)
             if entry.get("event") == "quarantined":
                 out.add(key)
             elif entry.get("event") == "put_back":
                 out.discard(key)
+        # files quarantined before this log existed: a copy of one put back is recognised too
+        for table in (LEDGER_DIR, *TABLES):
+            for path in (self.path.parent / table).glob("*.parquet"):
+                if (table, path.stem) not in logged:
+                    out.add((table, path.stem))
         return out
 
     def append(self, **entry) -> None:
