@@ -358,7 +358,8 @@ def check_landing(landing_dir: Path, batches: list[str] | None = None, quarantin
                 errors = [p.problem for p in landed.problems if p.severity == "error"]
                 log.append(event="quarantined", table=landed.table, batch=landed.path.stem,
                            file=str(target.relative_to(root)), problems=errors)  # fmt: skip
-                landed.add("error", f"moved to {target.relative_to(root)}")
+                landed.problems[:] = [p for p in landed.problems if p.severity != "error"]
+                landed.add("error", f"{'; '.join(errors)}; moved to {target.relative_to(root)}")
         elif landed.put_back and not landed.failed and quarantine:
             _accept_put_back(root, log, landed)
         problems.extend(landed.problems)
