@@ -28,6 +28,10 @@ IS_POSTGRES = DBT_TARGET == "postgres"
 WAREHOUSE_CONN_ID = os.environ.get("VYAPAR_WAREHOUSE_CONN_ID", "vyapar_warehouse")
 # A file beside the warehouse: whoever holds it is the one process writing DuckDB.
 WAREHOUSE_LOCK_PATH = _path("VYAPAR_WAREHOUSE_LOCK", DUCKDB_PATH.with_suffix(".lock"))
+# Warehouse snapshots (include/vyapar/data/snapshots.py): the newest SNAPSHOT_KEEP are kept, so their disk is
+# bounded by that many times the warehouse file.
+SNAPSHOT_DIR = _path("VYAPAR_SNAPSHOT_DIR", DUCKDB_PATH.parent / "snapshots")
+SNAPSHOT_KEEP = max(1, int(os.environ.get("VYAPAR_SNAPSHOT_KEEP") or 7))
 # The real dbt, next to this interpreter when installed in a virtualenv; dbt-serialized wraps it.
 DBT_BIN = os.environ.get("VYAPAR_DBT_BIN") or (
     str(Path(sys.executable).with_name("dbt")) if Path(sys.executable).with_name("dbt").exists() else "dbt"
@@ -43,8 +47,10 @@ TIMEZONE = os.environ.get("VYAPAR_TIMEZONE", "Asia/Kolkata")
 # Airflow's metadata database, read-only, for the weekly report when it runs in a task (Airflow 3 blocks the ORM
 # there); unset: Airflow's own session (the API server, the scheduler, the CLI).
 METADATA_DB_URL = os.environ.get("VYAPAR_METADATA_DB_URL") or None
-# The bearer token a Prometheus server scrapes /vyapar-metrics with (empty: only from inside the compose network).
+# The bearer token a Prometheus server scrapes /vyapar-metrics/metrics with (empty: no token accepted).
 METRICS_TOKEN = os.environ.get("VYAPAR_METRICS_TOKEN", "")
+# Client networks (comma-separated CIDRs) that may scrape /vyapar-metrics without the token; empty: none.
+METRICS_ALLOW_FROM = os.environ.get("VYAPAR_METRICS_ALLOW_FROM", "")
 
 
 def dbt_env() -> dict[str, str]:

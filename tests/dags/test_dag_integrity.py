@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import time
 from collections import Counter
@@ -30,6 +31,7 @@ EXPECTED_SCHEDULES = {
     "vyapar_financial_metrics": "0 5 L * *",
     "vyapar_customer_segments": "0 5 * * 1",
 }
+OPERATIONS = {"vyapar_warehouse_restore"}  # manual only (schedule None)
 WATCHERS = {"vyapar_freshness_watch": "*/10 * * * *", "vyapar_alert_digest": "0 9 * * *", "vyapar_weekly_report": "0 9 * * 1"}
 LAYER_DAGS = [d for d in EXPECTED_SCHEDULES if d not in {
     "vyapar_daily_sales", "vyapar_inventory_status", "vyapar_campaign_performance",
@@ -59,7 +61,7 @@ def _run_tasks(dag) -> list:
 
 def test_every_dag_file_imports_without_errors(dagbag):
     assert dagbag.import_errors == {}
-    assert set(dagbag.dag_ids) == set(EXPECTED_SCHEDULES) | set(WATCHERS)
+    assert set(dagbag.dag_ids) == set(EXPECTED_SCHEDULES) | set(WATCHERS) | OPERATIONS
 
 
 def test_schedules_and_time_zone_are_exactly_as_declared(dagbag):
@@ -127,7 +129,8 @@ def test_task_counts_match_the_manifest(dagbag, manifest):
             continue
         builds = [n for t in _run_tasks(dag) for n in task_selects(t)]
         assert sorted(builds) == sorted(expected), dag_id
-        assert {t.task_id for t in dag.tasks} == {"plan_selection"} | {t.task_id for t in _run_tasks(dag)}, dag_id
+        snapshot = {"snapshot_warehouse"} if dag_id == "vyapar_dimensions" else set()
+        assert {t.task_id for t in dag.tasks} == {"plan_selection"} | snapshot | {t.task_id for t in _run_tasks(dag)}, dag_id
 
 
 def test_dbt_tasks_share_the_single_writer_pool(dagbag):
@@ -152,7 +155,7 @@ def test_parsing_runs_no_dbt_and_no_database_query(monkeypatch, tmp_path):
     bag = DagBag(settings.REPO_ROOT / "dags")
     elapsed = time.perf_counter() - started
     assert bag.import_errors == {}
-    assert len(bag.dags) == len(EXPECTED_SCHEDULES) + len(WATCHERS)
+    assert len(bag.dags) == len(EXPECTED_SCHEDULES) + len(WATCHERS) + len(OPERATIONS)
     ARTIFACTS.mkdir(exist_ok=True)
     (ARTIFACTS / "dag_parse_seconds.txt").write_text(f"{elapsed:.3f}\n")
     assert elapsed < 10, f"parsing all DAGs took {elapsed:.2f}s"
@@ -228,3 +231,16 @@ def test_start_date_is_in_the_past():
     from include.vyapar.pipeline.dag_factory import START_DATE
 
     assert START_DATE < pendulum.instance(datetime.now()).add(days=-1)
+
+
+def test_the_daily_build_starts_with_a_warehouse_snapshot_and_a_restore_dag_validates_its_param(dagbag):
+    dimensions = dagbag.dags["vyapar_dimensions"]
+    snapshot = dimensions.get_task("snapshot_warehouse")
+    assert snapshot.pool == settings.WAREHOUSE_POOL
+    assert "plan_selection" in snapshot.downstream_task_ids  # before any dbt task of the layer
+    restore = dagbag.dags["vyapar_warehouse_restore"]
+    assert type(restore.timetable).__name__ == "NullTimetable"  # manual only
+    pattern = restore.params.get_param("snapshot").schema["pattern"]
+    assert re.match(pattern, "20261207T013000Z-before-daily-build")
+    for hostile in ("../../etc/passwd", "20261207T013000Z-x; rm -rf /", "latest\n", "--help"):
+        assert not re.match(pattern, hostile), hostile

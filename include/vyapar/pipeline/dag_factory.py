@@ -169,6 +169,18 @@ def build_dag(schedules: Schedules, schedule: PipelineSchedule) -> DAG:
             print(f"Targeted rebuild: {len(names)} node(s) selected: {', '.join(names)}")
             return names
 
+        if schedule.snapshot_before:
+
+            @task(task_id="snapshot_warehouse", pool=settings.WAREHOUSE_POOL)
+            def snapshot_warehouse() -> str:
+                """Copy the warehouse under the writer lock before the daily build: `vyapar_warehouse_restore`
+                puts it back if the build goes wrong."""
+                from include.vyapar.data.snapshots import snapshot_before_daily_build
+
+                return snapshot_before_daily_build()
+
+            first = snapshot_warehouse() if first is None else first >> snapshot_warehouse()
+
         plan = plan_selection()
         if first is not None:
             first >> plan
@@ -254,6 +266,57 @@ def build_watcher_dag(schedules: Schedules, watcher: PipelineSchedule) -> DAG:
     return dag
 
 
+RESTORE_DAG_ID = "vyapar_warehouse_restore"
+
+
+def build_restore_dag(schedules: Schedules) -> DAG:
+    """Manual only: put a warehouse snapshot back (include/vyapar/data/snapshots.py), under the writer lock."""
+    from include.vyapar.data.snapshots import NAME_PATTERN
+
+    owner = PipelineSchedule(
+        name="warehouse_restore", kind="operations", cron="", select=(), owner=schedules.defaults.owner,
+        timezone=schedules.timezone,
+    )  # fmt: skip
+    with DAG(
+        dag_id=RESTORE_DAG_ID,
+        schedule=None,
+        catchup=False,
+        max_active_runs=1,
+        default_args=_default_args(schedules, owner),
+        tags=sorted({PLATFORM_TAG, "operations", "manual"}),
+        doc_md=(
+            "### Warehouse restore (manual)\n\nPuts a snapshot of the DuckDB warehouse back: the one named in "
+            "`snapshot`, or when it is empty the newest one not made by a restore. It refuses while a dbt run holds "
+            "the warehouse lock, and keeps the state it replaces as a snapshot of its own (reason `before-restore`): "
+            "restore that one to undo. The dimensions DAG snapshots the warehouse every night before the daily "
+            "build (`snapshot_before` in `include/vyapar/pipeline/schedules.yaml`); "
+            "`python -m include.vyapar.data.snapshots list` lists them."
+        ),
+        params={
+            "snapshot": Param(
+                None, type=["null", "string"], title="Snapshot",
+                description="A snapshot's name, e.g. 20261207T013000Z-before-daily-build; empty: the newest one.",
+                pattern=NAME_PATTERN,
+            ),
+        },  # fmt: skip
+    ) as dag:
+
+        @task(task_id="restore_warehouse", pool=settings.WAREHOUSE_POOL)
+        def restore_warehouse(params: dict | None = None) -> str:
+            """Restore the chosen snapshot; a refusal (a writer is running, no such snapshot) fails without retries."""
+            from include.vyapar.data.snapshots import SnapshotError, restore
+
+            try:
+                restored, undo = restore((params or {}).get("snapshot") or None)
+            except SnapshotError as exc:
+                raise AirflowFailException(str(exc)) from None
+            undo_text = f"; the replaced warehouse is snapshot {undo.name} (restore it to undo)" if undo else ""
+            return f"restored {restored.name}{undo_text}"
+
+        restore_warehouse()
+    return dag
+
+
 def build_all_dags(schedules: Schedules | None = None, only: str | Iterable[str] | None = None) -> dict[str, DAG]:
     """Every DAG; with `only` (include/vyapar/pipeline/parse_scope.py: a task process's own DAG, the DAGs of the callbacks
     a dag-processor parse runs) just those when they are ours: a task starts by parsing this file, and building all
@@ -264,8 +327,10 @@ def build_all_dags(schedules: Schedules | None = None, only: str | Iterable[str]
     wanted = {only} if isinstance(only, str) else set(only) if only is not None else None
     pipelines = [s for s in schedules.all if wanted is None or s.dag_id in wanted]
     watchers = [w for w in schedules.watchers if wanted is None or w.dag_id in wanted]
-    if wanted is not None and not pipelines and not watchers:
+    if wanted is not None and not pipelines and not watchers and RESTORE_DAG_ID not in wanted:
         return build_all_dags(schedules)
     dags = {s.dag_id: build_dag(schedules, s) for s in pipelines}
     dags.update({w.dag_id: build_watcher_dag(schedules, w) for w in watchers})
+    if wanted is None or RESTORE_DAG_ID in wanted:
+        dags[RESTORE_DAG_ID] = build_restore_dag(schedules)
     return dags

@@ -10,7 +10,7 @@ import yaml
 
 SCHEDULES_PATH = Path(os.environ.get("VYAPAR_SCHEDULES_FILE") or Path(__file__).with_name("schedules.yaml"))
 
-_ENTRY_KEYS = {"name", "cron", "select", "owner", "priority", "tags", "doc", "lands_raw_batch"}
+_ENTRY_KEYS = {"name", "cron", "select", "owner", "priority", "tags", "doc", "lands_raw_batch", "snapshot_before"}
 _WATCHER_KEYS = {"name", "cron", "run", "owner", "tags", "doc"}
 _DEFAULT_KEYS = {"owner", "retries", "retry_delay_seconds", "max_retry_delay_seconds", "execution_timeout_minutes"}
 
@@ -42,6 +42,7 @@ class PipelineSchedule:
     tags: tuple[str, ...] = ()
     priority: str = "medium"
     lands_raw_batch: bool = False
+    snapshot_before: bool = False  # snapshot the warehouse before this DAG's dbt (include/vyapar/data/snapshots.py)
     run: str = ""  # watchers: "package.module:function" the DAG's one task calls
 
     @property
@@ -105,6 +106,7 @@ def _entry(raw: object, kind: str, index: int, timezone: str, defaults: Defaults
         tags=(kind.rstrip("s") if kind == "layers" else kind, *map(str, tags)),
         priority=str(raw.get("priority", "medium")),
         lands_raw_batch=bool(raw.get("lands_raw_batch", False)),
+        snapshot_before=bool(raw.get("snapshot_before", False)),
     )
 
 
