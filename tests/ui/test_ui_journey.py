@@ -124,7 +124,9 @@ def test_the_trigger_form_refuses_a_bad_select_with_a_clear_message(platform, pa
     message.wait_for()
     text = message.inner_text()
     assert BAD_SELECT in text and "does not match" in text
-    assert dialog.get_by_text("Letters, digits and _ . : + * @ , / - and spaces only.").is_visible()
+    assert dialog.get_by_text(
+        "Letters, digits and _ . : + * @ , / - and spaces only; no word may start with -"
+    ).is_visible()
     shots(page, "04_bad_select_refused")
     runs = api(platform, f"/api/v2/dags/{DAG}/dagRuns")["dag_runs"]
     assert not [r for r in runs if r["run_type"] == "manual"], "a refused trigger must not create a run"
