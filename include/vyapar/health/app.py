@@ -15,11 +15,12 @@ from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.middleware.base import BaseHTTPMiddleware
 
+from include.vyapar.alerting.config import RUNBOOKS_PATH
 from include.vyapar.health import render, runbooks, snapshot
 
 log = logging.getLogger(__name__)
 URL_PREFIX = "/vyapar-health"
-RUNBOOKS_ROUTE = "/runbooks"  # the default runbook link in alerts (alerting/config.py: RUNBOOKS_PATH)
+RUNBOOKS_ROUTE = RUNBOOKS_PATH.removeprefix(URL_PREFIX)  # where every alert's runbook link points by default
 # Cosmos's plugin serves the dbt docs (compiled SQL, columns, lineage) without checking who asks: same login here.
 LOGIN_REQUIRED_PREFIXES = ("/cosmos/",)
 
