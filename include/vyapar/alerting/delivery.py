@@ -287,21 +287,26 @@ def _inline_flush() -> None:
             _inline_again = False
 
 
-# The sweeper never sleeps less than this between flushes (a store it cannot read must not make it spin).
+# The sweeper never sleeps less than this between flushes (a store it cannot read must not make it spin), and reads
+# the outbox's next due time at least this often (another process may have scheduled a retry meanwhile): one cheap
+# indexed read; it flushes (takes the write lock) only when something is due.
 SWEEP_MIN_PAUSE_SECONDS = 1.0
+SWEEP_POLL_SECONDS = 5.0
 
 
 def deliver_forever(
     stop: threading.Event, interval: float, every_interval: Callable[[], Any] | None = None
 ) -> None:
-    """The sweeper: flush when a delivery comes due (a retry's backoff, a dead deliverer's lease running out) or
-    when this process raised an alert, and at least every `interval` s; `every_interval` (the reconciler) too."""
+    """The sweeper: flush when a delivery comes due (a retry's backoff or Retry-After, a dead deliverer's lease
+    running out, a new alert), looking at most SWEEP_POLL_SECONDS late; `every_interval` (the reconciler) runs every
+    `interval` s."""
     log.info(
-        "vyapar alert sweeper: started (pid %s): delivers each alert when it comes due, checks every %.0f s",
-        os.getpid(), interval,
+        "vyapar alert sweeper: started (pid %s): delivers each alert when it comes due (looks every %.0f s), "
+        "reconciles every %.0f s", os.getpid(), SWEEP_POLL_SECONDS, interval,
     )  # fmt: skip
     next_tick = 0.0
     while not stop.is_set():
+        woken = _sweeper_wake.is_set()
         _sweeper_wake.clear()
         now = time.time()
         if every_interval is not None and now >= next_tick:
@@ -312,18 +317,20 @@ def deliver_forever(
                 log.exception("vyapar alert sweeper: the periodic check failed")
         due: float | None = None
         try:
-            report = flush()
-            if report.claimed:
-                log.info(
-                    "vyapar alert sweeper: %s sent, %s already sent, %s retried, %s dead, %s deferred",
-                    report.sent, report.already_sent, report.retried, report.dead, report.deferred,
-                )  # fmt: skip
             due = get_store().next_due_at()
+            if woken or (due is not None and due <= time.time()):
+                report = flush()
+                if report.claimed:
+                    log.info(
+                        "vyapar alert sweeper: %s sent, %s already sent, %s retried, %s dead, %s deferred",
+                        report.sent, report.already_sent, report.retried, report.dead, report.deferred,
+                    )  # fmt: skip
+                due = get_store().next_due_at()
         except Exception:  # noqa: BLE001
             log.exception("vyapar alert sweeper: flush failed; trying again")
-        wake_at = min(now + interval, next_tick if every_interval is not None else math.inf, due or math.inf)
-        pause = max(SWEEP_MIN_PAUSE_SECONDS, wake_at - time.time())
-        _sweeper_wake.wait(pause)
+            due = None  # look again after the poll interval, not in a tight loop
+        wake_at = min(now + SWEEP_POLL_SECONDS, next_tick if every_interval is not None else math.inf, due or math.inf)
+        _sweeper_wake.wait(max(SWEEP_MIN_PAUSE_SECONDS, wake_at - time.time()))
     log.info("vyapar alert sweeper: stopped")
 
 
