@@ -45,8 +45,10 @@ WAREHOUSE_POOL = os.environ.get("VYAPAR_WAREHOUSE_POOL") or (
 WAREHOUSE_POOL_SLOTS = int(os.environ.get("VYAPAR_WAREHOUSE_POOL_SLOTS") or 8) if IS_POSTGRES else 1
 TIMEZONE = os.environ.get("VYAPAR_TIMEZONE", "Asia/Kolkata")
 # Airflow's metadata database, read-only, for the weekly report when it runs in a task (Airflow 3 blocks the ORM
-# there); unset: Airflow's own session (the API server, the scheduler, the CLI).
+# there); unset: Airflow's own session where it is allowed, else Airflow's default SQLite file in AIRFLOW_HOME
+# (bin/start's database). Compose sets it.
 METADATA_DB_URL = os.environ.get("VYAPAR_METADATA_DB_URL") or None
+AIRFLOW_HOME = _path("AIRFLOW_HOME", Path.home() / "airflow")
 # The bearer token a Prometheus server scrapes /vyapar-metrics/metrics with (empty: no token accepted).
 METRICS_TOKEN = os.environ.get("VYAPAR_METRICS_TOKEN", "")
 # Client networks (comma-separated CIDRs) that may scrape /vyapar-metrics without the token; empty: none.

@@ -3,6 +3,10 @@ landing ledger): the full report by email, a summary line with the health view's
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 
 import duckdb
@@ -12,7 +16,7 @@ import sqlalchemy as sa
 from include.vyapar import settings
 from include.vyapar.alerting import lineage, weekly
 from tests.alerting.conftest import fake_slack, fake_smtp, harness  # noqa: F401 — fixtures
-from tests.conftest import ARTIFACTS
+from tests.conftest import ARTIFACTS, REPO_ROOT
 from tests.dags.conftest import airflow_db  # noqa: F401 — fixture
 
 NOW = datetime(2026, 11, 30, 3, 30, tzinfo=UTC)  # Monday 09:00 IST
@@ -156,3 +160,27 @@ def test_weekly_report_emails_the_weeks_figures_and_posts_a_summary_line(
     assert "Weekly pipeline report: 175 runs, success 97.1%, 6 incidents, least fresh source orders 97.0%" in message.text
     assert "http://airflow.test:8080/vyapar-health/" in str(message.blocks)
     assert "not_null_stg_orders_order_id" not in message.text  # one line: the figures are in the email
+
+
+TASK_PROCESS_SUMMARY = """
+import json, sys
+from datetime import datetime
+from airflow.sdk.execution_time.supervisor import block_orm_access
+block_orm_access()  # what the supervisor does to every task process
+from include.vyapar.alerting import weekly
+summary = weekly.summarize(datetime.fromisoformat(sys.argv[1]))
+print(json.dumps({"per_dag": summary["per_dag"], "sources_p95": summary["layers"]["sources"]["this"]["p95"]}))
+"""
+
+
+def test_the_weekly_task_reads_the_metadata_database_where_airflow_blocks_the_orm(
+    harness, metadata_history, landing_ledger, monkeypatch  # noqa: F811
+):
+    env = {**os.environ, "VYAPAR_LANDING_DIR": str(settings.LANDING_DIR)}
+    env.pop("VYAPAR_METADATA_DB_URL", None)  # Airflow's default SQLite file in AIRFLOW_HOME, as under bin/start
+    proc = subprocess.run([sys.executable, "-c", TASK_PROCESS_SUMMARY, NOW.isoformat()], env=env, cwd=REPO_ROOT,
+                          capture_output=True, text=True, timeout=300, check=False)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    figures = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert figures["per_dag"]["vyapar_sources"] == {"runs": 168, "succeeded": 164, "rate": 164 / 168}
+    assert figures["sources_p95"] == 100

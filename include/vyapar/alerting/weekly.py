@@ -45,24 +45,42 @@ class RunRow:
         return (self.end - self.start).total_seconds()
 
 
+def _orm_allowed() -> bool:
+    """False in a task process, where Airflow 3 replaces the ORM session with one that refuses to open."""
+    from airflow import settings as airflow_settings
+
+    try:
+        airflow_settings.Session().close()
+    except (RuntimeError, AttributeError):
+        return False
+    return True
+
+
 @contextmanager
 def _metadata_session() -> Iterator[Any]:
-    """Airflow's ORM session; in a task process (where Airflow 3 blocks the ORM) a read-only session on
-    VYAPAR_METADATA_DB_URL."""
-    if settings.METADATA_DB_URL:
-        from sqlalchemy.orm import Session
+    """Airflow's ORM session where Airflow allows it (the API server, the scheduler, the CLI, tests); in a task
+    process, a read-only session of our own on VYAPAR_METADATA_DB_URL, else on Airflow's default SQLite file."""
+    url = settings.METADATA_DB_URL
+    if url is None and not _orm_allowed():
+        default = settings.AIRFLOW_HOME / "airflow.db"
+        if not default.exists():
+            raise RuntimeError("the weekly report cannot read Airflow's metadata database from this task: set "
+                               "VYAPAR_METADATA_DB_URL to its SQLAlchemy URL")  # fmt: skip
+        url = f"sqlite:///{default}"
+    if url is None:
+        from airflow.utils.session import create_session
 
-        engine = sa.create_engine(settings.METADATA_DB_URL)
-        try:
-            with Session(engine) as session:
-                yield session
-        finally:
-            engine.dispose()
+        with create_session() as session:
+            yield session
         return
-    from airflow.utils.session import create_session
+    from sqlalchemy.orm import Session
 
-    with create_session() as session:
-        yield session
+    engine = sa.create_engine(url)
+    try:
+        with Session(engine) as session:
+            yield session
+    finally:
+        engine.dispose()
 
 
 def _aware(value: datetime) -> datetime:
