@@ -23,7 +23,7 @@ _PATTERNS = [
         re.compile(r"-----BEGIN[A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----.*?(?:-----END[A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----|\Z)", re.S),
         MASK + " (private key)",
     ),
-    # Slack app-level tokens; SlackDetector knows xox?- tokens only, and only the digit-dash shape.
+    # Slack tokens of any body (SlackDetector wants xox?-<digits>-…) and app-level xapp- tokens (it has none).
     (re.compile(r"xox[abeoprs]-[A-Za-z0-9-]+"), "xox?-" + MASK),
     (re.compile(r"xapp-[A-Za-z0-9-]+"), "xapp-" + MASK),
     (re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]{8,}"), r"\1" + MASK),
@@ -32,11 +32,12 @@ _PATTERNS = [
     # Anchored on "://" alone: a scheme glued to the text before it (xpostgresql://) must not hide the password.
     (re.compile(r"(://[^\s:/@]{0,256}:)[^\s/]+@"), r"\1" + MASK + "@"),
     # NAME=value, "name": "value" for names KeywordDetector has no word for (token, Fernet key), or with a value it
-    # skips (one not starting with a letter or digit: PGPASSWORD=$x). No \b before the name: PG_PASSWORD, PGPASSWORD.
+    # skips (one not starting with a letter or digit: PGPASSWORD=$x, aws_secret_access_key=/x). No \b before the name
+    # (PG_PASSWORD, PGPASSWORD) and any word after it (SECRET_ACCESS_KEY), as KeywordDetector has.
     (
         re.compile(
             r"""(?i)((?:password|passwd|pwd|secret|api[_-]?key|access[_-]?token|token|fernet[_-]?key|private[_-]?key)"""
-            r"""["']?\s*[=:]\s*)("[^"]*"|'[^']*'|[^\s,;&"'}]+)"""
+            r"""\w*["']?\s*[=:]\s*)("[^"]*"|'[^']*'|[^\s,;&"'}]+)"""
         ),
         r"\1" + MASK,
     ),
@@ -125,27 +126,23 @@ def _detected_spans(text: str) -> Iterator[tuple[int, int]]:
 
 @functools.cache
 def _detectors() -> tuple[list, list, re.Pattern]:
-    """detect-secrets' plugins, imported on first use (not at DAG parse time).
+    """detect-secrets' pattern plugins (every one it ships, so an upgrade brings its new ones), imported on first use
+    (not at DAG parse time), and KeywordDetector's assignment shapes.
 
-    BasicAuthDetector is left out: its password stops at the first @, and masking its whole match would drop the
-    user and host; our URL pattern above covers it. The entropy detectors are left out: they flag every hash and id.
+    Left out: BasicAuthDetector (its password stops at the first @, and masking its whole match would drop the user
+    and host: our URL pattern covers it), IPPublicDetector (an address is not a credential, and errors name hosts),
+    and the entropy detectors (they flag every hash and id).
     """
+    from detect_secrets.core.plugins.util import get_mapping_from_secret_type_to_class
     from detect_secrets.plugins import keyword
-    from detect_secrets.plugins.aws import AWSKeyDetector
-    from detect_secrets.plugins.github_token import GitHubTokenDetector
-    from detect_secrets.plugins.gitlab_token import GitLabTokenDetector
-    from detect_secrets.plugins.jwt import JwtTokenDetector
-    from detect_secrets.plugins.openai import OpenAIDetector
-    from detect_secrets.plugins.private_key import PrivateKeyDetector
-    from detect_secrets.plugins.pypi_token import PypiTokenDetector
-    from detect_secrets.plugins.sendgrid import SendGridDetector
-    from detect_secrets.plugins.slack import SlackDetector
-    from detect_secrets.plugins.stripe import StripeDetector
+    from detect_secrets.plugins.base import RegexBasedDetector
 
+    left_out = {"BasicAuthDetector", "IPPublicDetector"}
     regex_detectors = [
-        AWSKeyDetector(), GitHubTokenDetector(), GitLabTokenDetector(), SlackDetector(), JwtTokenDetector(),
-        PrivateKeyDetector(), OpenAIDetector(), PypiTokenDetector(), SendGridDetector(), StripeDetector(),
-    ]  # fmt: skip
+        plugin()
+        for plugin in get_mapping_from_secret_type_to_class().values()
+        if issubclass(plugin, RegexBasedDetector) and plugin.__name__ not in left_out
+    ]
     # KeywordDetector's assignment shapes (NAME=value, name: value, name = "value", "value" == name ...), with the
     # group that holds the value; the config-file set does not require quotes, the code set does.
     keyword_patterns = {
