@@ -165,3 +165,18 @@ def test_prometheus_scrapes_the_platform_and_answers_a_freshness_query(api_serve
         assert up["value"][1] == "1"
     finally:
         _stop(proc)
+
+
+@pytest.mark.skipif(PROMETHEUS is None, reason="Debian's prometheus package is not installed (.ci/run installs it)")
+def test_the_compose_scrape_config_is_valid_and_scrapes_the_api_server_with_the_token(tmp_path):
+    config = yaml.safe_load((REPO_ROOT / "deploy" / "prometheus" / "prometheus.yml").read_text())
+    [job] = config["scrape_configs"]
+    assert job["metrics_path"] == "/vyapar-metrics/metrics"
+    assert job["static_configs"] == [{"targets": ["airflow-apiserver:8080"]}]
+    assert job["authorization"]["type"] == "Bearer"
+    (tmp_path / "token").write_text(TOKEN)  # the compose service writes it from VYAPAR_METRICS_TOKEN
+    job["authorization"]["credentials_file"] = str(tmp_path / "token")
+    (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
+    proc = subprocess.run([str(Path(PROMETHEUS).with_name("promtool")), "check", "config", str(tmp_path / "prometheus.yml")],
+                          capture_output=True, text=True, check=False)  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
