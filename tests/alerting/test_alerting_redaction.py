@@ -160,3 +160,15 @@ def test_a_secret_of_each_shape_anywhere_never_reaches_slack_email_the_store_or_
 def test_each_shape_is_masked_and_the_text_around_it_kept(text, kept, hidden):
     masked = redact(text, [])
     assert kept in masked and hidden not in masked, masked
+
+
+def test_a_failing_detector_withholds_the_text_rather_than_send_it(monkeypatch, caplog):
+    from include.vyapar.alerting import redaction
+
+    def moved_in_an_upgrade():
+        raise AttributeError("module 'detect_secrets.plugins.keyword' has no attribute 'DENYLIST'")
+
+    monkeypatch.setattr(redaction, "_detectors", moved_in_an_upgrade)
+    token = "gh" + "p_" + "A1b2" * 9
+    assert redact(f"push failed with {token}", []) == redaction.WITHHELD
+    assert "secret detection failed (AttributeError)" in caplog.text and token not in caplog.text

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import os
 import re
 import threading
@@ -14,6 +15,8 @@ from collections.abc import Iterator
 from urllib.parse import unquote, urlsplit
 
 MASK = "***"
+WITHHELD = MASK + " (text withheld: secret detection failed, see the log)"
+log = logging.getLogger(__name__)
 
 # What detect-secrets' plugins lack (each checked against detect-secrets 1.5):
 _PATTERNS = [
@@ -74,7 +77,11 @@ def redact(text: str, secrets: list[str] | None = None) -> str:
             text = text.replace(secret, MASK)
     for pattern, replacement in _PATTERNS:
         text = pattern.sub(replacement, text)
-    return _mask_detected(text)
+    try:
+        return _mask_detected(text)
+    except Exception as exc:  # noqa: BLE001 — e.g. a detect-secrets upgrade that moved a name: fail closed
+        log.error("secret detection failed (%s): alert text withheld", type(exc).__name__)
+        return WITHHELD
 
 
 def redact_url(url: str, secrets: list[str] | None = None) -> str:
