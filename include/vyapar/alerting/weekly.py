@@ -173,8 +173,8 @@ def failed_tests(since: datetime, until: datetime, top: int = 5) -> list[tuple[s
     """dbt tests by number of failed (or errored) runs in the window, most first."""
     graph = lineage.manifest()
     counts: Counter[str] = Counter()
-    for r in get_store().node_results_for(limit=1_000_000):
-        if r["resource_type"] in ("test", "unit_test") and r["status"] in FAILED and since.timestamp() <= r["finished_at"] < until.timestamp():
+    for r in get_store().node_results_since(since.timestamp(), resource_types=("test", "unit_test"), statuses=sorted(FAILED)):
+        if r["finished_at"] < until.timestamp():
             counts[graph.name(r["node_id"])] += 1
     return sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:top]
 
