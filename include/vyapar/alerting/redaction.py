@@ -30,7 +30,7 @@ _PATTERNS = [
     (re.compile(r"xox[abeoprs]-[A-Za-z0-9-]+"), "xox?-" + MASK),
     (re.compile(r"xapp-[A-Za-z0-9-]+"), "xapp-" + MASK),
     (re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]{8,}"), r"\1" + MASK),
-    # scheme://user:password@host: keep the user and host, drop the password. The password runs to the *last* @
+    # scheme://user:<password>@host: keep the user and host, drop the password. The password runs to the *last* @
     # before the host (an unencoded @ in it, postgresql://u:p@ss@h); BasicAuthDetector stops at the first one.
     # Anchored on "://" alone: a scheme glued to the text before it (xpostgresql://) must not hide the password.
     (re.compile(r"(://[^\s:/@]{0,256}:)[^\s/]+@"), r"\1" + MASK + "@"),
