@@ -252,12 +252,14 @@ def _move_to_quarantine(root: Path, landed: _Landed) -> Path:
     raise AssertionError("unreachable")
 
 
-def _ledger_newest(root: Path) -> datetime | None:
+def _newest_in(paths) -> datetime | None:
+    """The newest _loaded_at the footers of `paths` hold (an unreadable file is the check's to report, not this
+    lookup's)."""
     newest = None
-    for path in (root / LEDGER_DIR).glob("*.parquet"):
+    for path in paths:
         try:
             found = _newest_loaded_at(pq.read_metadata(path))
-        except Exception:  # an unreadable ledger file is the check's to report, not this lookup's
+        except Exception:
             continue
         if found is not None:
             newest = found if newest is None else max(newest, found)
@@ -379,28 +381,16 @@ def _accept_put_back(root: Path, log: _QuarantineLog, landed: _Landed) -> None:
         landed.add("notice", f"{landed.name} put back from quarantine: accepted")
         return
     # Not the wall clock: the extractor's clock stamps the arrivals, and a stamp ahead of the next arrivals
-    # would move the models' lookback past them.
-    arrivals = [t for t in (_ledger_newest(root), landed.newest, _newest_of_tables(root)) if t is not None]
+    # would move the models' lookback past them. The ledger's newest, and each table's newest files (batch ids sort
+    # by arrival).
+    ledger = (root / LEDGER_DIR).glob("*.parquet")
+    latest_files = [
+        path for table in TABLES for path in sorted((root / table).glob("*.parquet"))[-2:] if not path.is_symlink()
+    ]
+    arrivals = [t for t in (_newest_in(ledger), landed.newest, _newest_in(latest_files)) if t is not None]
     stamp = max(arrivals, default=datetime.now(UTC).replace(tzinfo=None, microsecond=0))
     before = _restamp(landed.path, stamp)
     log.append(event="put_back", table=landed.table, batch=landed.path.stem, file=landed.name,
                loaded_at_before=before, loaded_at=stamp)  # fmt: skip
     landed.add("notice", f"{landed.name} put back from quarantine: its rows' _loaded_at re-stamped "
                          f"{before[1]} -> {stamp} (the newest arrival), so the next incremental run reads them")  # fmt: skip
-
-
-def _newest_of_tables(root: Path) -> datetime | None:
-    """The newest _loaded_at of the newest file of each table (batch ids sort by arrival)."""
-    newest = None
-    for table in TABLES:
-        files = sorted((root / table).glob("*.parquet"))
-        for path in reversed(files[-2:]):
-            if path.is_symlink():
-                continue
-            try:
-                found = _newest_loaded_at(pq.read_metadata(path))
-            except Exception:
-                continue
-            if found is not None:
-                newest = found if newest is None else max(newest, found)
-    return newest
