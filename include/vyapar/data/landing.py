@@ -7,15 +7,9 @@ quarantines a file, so Postgres holds exactly the files DuckDB would read.
 
 from __future__ import annotations
 
-import os
 from datetime import UTC, datetime
 
 from include.vyapar import settings
-
-
-def simulate_arrivals() -> bool:
-    """Locally the generator plays the extractor; in production an extractor lands files and this only checks."""
-    return os.environ.get("VYAPAR_SIMULATE_ARRIVALS", "true").lower() in {"1", "true", "yes"}
 
 
 def land_hourly_batch() -> dict:
@@ -27,7 +21,7 @@ def land_hourly_batch() -> dict:
             f"landing folder {landing} has no initial load; run `bin/setup` or "
             "`python -m include.vyapar.data.datagen init` first"
         )
-    if not simulate_arrivals():
+    if not settings.SIMULATE_ARRIVALS:
         counts = table_row_counts(landing)
         print(f"VYAPAR_SIMULATE_ARRIVALS is off: not generating; rows landed so far: {counts}")
         _load_into_warehouse(None)  # whatever the extractor dropped that the warehouse does not hold yet
