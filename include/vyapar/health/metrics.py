@@ -119,6 +119,7 @@ def resource_metrics(now: datetime) -> Iterator[Metric]:
     """What the resources alert judges, sampled here as the task watchdog samples it: memory, the warehouse
     volume's disk, CPU (since the previous scrape), against the alert's threshold."""
     from include.vyapar.alerting.config import get_config
+    from include.vyapar.alerting.watchdog import _existing
 
     resources = get_config().alerts.resources
     host = socket.gethostname()
@@ -127,9 +128,7 @@ def resource_metrics(now: datetime) -> Iterator[Metric]:
     if "memory" in resources.metrics:
         used.add_metric(["memory", host], psutil.virtual_memory().percent)
     if "disk" in resources.metrics:
-        volume = settings.DUCKDB_PATH.parent
-        while not volume.exists() and volume != volume.parent:  # the warehouse's folder may not exist yet
-            volume = volume.parent
+        volume = _existing(settings.DUCKDB_PATH.parent)  # the warehouse's folder may not exist yet
         used.add_metric(["disk", host], psutil.disk_usage(str(volume)).percent)
     if "cpu" in resources.metrics:
         used.add_metric(["cpu", host], psutil.cpu_percent(interval=None))
