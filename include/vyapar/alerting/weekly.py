@@ -26,6 +26,7 @@ from include.vyapar.alerting.config import get_config, platform_base_url
 from include.vyapar.alerting.digest import FAILED, _pct
 from include.vyapar.alerting.incidents import raise_notice
 from include.vyapar.alerting.store import EnqueueResult, get_store
+from include.vyapar.data.datagen.landing import LEDGER_DIR
 from include.vyapar.pipeline.schedules import load_schedules
 
 WEEK = timedelta(days=7)
@@ -123,7 +124,7 @@ def _quantile(values: list[float], q: float) -> float | None:
 
 def freshness_compliance(since: datetime, until: datetime, limit: timedelta, landing_dir=None) -> dict[str, float]:
     """Per raw table, the share of the week's hours at whose end its latest landing was within `limit`."""
-    ledger = (landing_dir or settings.LANDING_DIR) / "_batches" / "*.parquet"
+    ledger = (landing_dir or settings.LANDING_DIR) / LEDGER_DIR / "*.parquet"
     try:
         rows = duckdb.connect().execute(
             f"select table_name, _loaded_at from read_parquet('{ledger}') where _loaded_at < ? order by 2",
