@@ -19,6 +19,8 @@ LANDING_DIR = _path("VYAPAR_LANDING_DIR", DATA_DIR / "landing")
 # Locally the generator plays the extractor and lands each hour's batch; off in production, where an extractor
 # lands the files and the sources DAG only checks and loads them.
 SIMULATE_ARRIVALS = os.environ.get("VYAPAR_SIMULATE_ARRIVALS", "true").lower() in {"1", "true", "yes"}
+# How much raw history the first start generates (`datagen init --scale`).
+INITIAL_SCALE = os.environ.get("VYAPAR_SCALE", "1")
 DUCKDB_PATH = _path("VYAPAR_DUCKDB_PATH", DATA_DIR / "warehouse" / "vyaparbazaar.duckdb")
 DBT_PROJECT_DIR = _path("VYAPAR_DBT_PROJECT_DIR", REPO_ROOT / "dbt")
 DBT_MANIFEST_PATH = _path("VYAPAR_DBT_MANIFEST", DBT_PROJECT_DIR / "target" / "manifest.json")

@@ -253,7 +253,7 @@ def upsert_connections(conns: dict[str, dict]) -> None:
 def land_and_build() -> None:
     """First raw data and warehouse build, once per volume (a restart keeps the data it finds)."""
     if not (settings.LANDING_DIR / "_state.json").exists():
-        scale = os.environ.get("VYAPAR_SCALE", "1")
+        scale = settings.INITIAL_SCALE
         _log(f"generating raw data at scale {scale} into {settings.LANDING_DIR}")
         subprocess.run([sys.executable, "-m", "include.vyapar.data.datagen", "init", "--scale", scale], check=True)
     marker = settings.DATA_DIR / "warehouse" / f".bootstrapped-{settings.DBT_TARGET}"
