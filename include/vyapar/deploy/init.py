@@ -241,8 +241,7 @@ def upsert_connections(conns: dict[str, dict]) -> None:
         return
     import tempfile
 
-    with tempfile.NamedTemporaryFile("w", suffix=".json", encoding="utf-8") as handle:
-        os.chmod(handle.name, 0o600)
+    with tempfile.NamedTemporaryFile("w", suffix=".json", encoding="utf-8") as handle:  # created 0600 (mkstemp)
         json.dump(conns, handle)
         handle.flush()
         _airflow("connections", "import", "--overwrite", handle.name)
