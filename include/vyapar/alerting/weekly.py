@@ -1,9 +1,6 @@
-"""The weekly status report, Mondays: run success per DAG, layer durations against the week before, freshness
-compliance per source, alerts by kind and severity with time to resolve, and the tests that failed most.
-
-Figures come from Airflow's metadata database (DagRun, TaskInstance), the alert store (incidents, dbt node results)
-and the landing ledger. The full report goes by email and a one-line summary with the health view's link to Slack,
-both as notices through the digest's path (raise_notice: stored, routed, retried).
+"""The weekly status report: run success per DAG, layer durations against the week before, freshness compliance,
+alerts by kind and severity, the tests that failed most (Airflow's metadata database, the alert store, the ledger);
+in full by email, a summary line with the health view's link to Slack, both through raise_notice.
 """
 
 from __future__ import annotations

@@ -1,8 +1,5 @@
-"""The sources DAG's landing step: drops the hour's raw batch where the dbt sources read it.
-
-DuckDB reads the landing folder in place. On the Postgres target the landed batches are also loaded into the
-warehouse's `raw` schema (include/vyapar/data/pg_raw.py) by the same task, and the contract check re-syncs after it
-quarantines a file, so Postgres holds exactly the files DuckDB would read.
+"""The sources DAG's landing step: drops the hour's raw batch where the dbt sources read it (DuckDB in place; on
+the Postgres target also loaded into the warehouse's `raw` schema, re-synced after the contract check quarantines).
 """
 
 from __future__ import annotations

@@ -1,8 +1,6 @@
-"""Checks every landed raw file and the batch ledger against the landing contract before dbt reads them.
-
-A file dbt cannot use safely is moved to `<landing>/_quarantine/<table>/` (never overwritten, never deleted) and
-named in the error, and the other files are still checked. A fixed file put back under its own name is checked
-again and its rows re-stamped with the newest arrival, so the incremental models' lookback reads them.
+"""Checks every landed raw file and the batch ledger against the landing contract before dbt reads them: a file dbt
+cannot use is quarantined (never overwritten or deleted) and named, the others still checked; a fixed file put back
+is checked again and re-stamped with the newest arrival, so the incremental models read it (docs/runbooks.md).
 """
 
 from __future__ import annotations

@@ -1,11 +1,6 @@
-"""The compose stack's one-shot init (`python -m include.vyapar.deploy init`) and its secret checks.
-
-`preflight` refuses to start a stack whose secrets are missing or left at a value everybody knows (the
-`airflow`/`airflow` of the Airflow quick start, an empty Fernet key, the placeholders of `.env.example`).
-`init` then migrates the metadata database, creates the databases the project keeps beside it (alert store,
-Postgres warehouse), writes the admin login, the pools and the Slack/SMTP connections from environment
-variables, and lands the first raw data and warehouse build. Every step is idempotent: `docker compose up`
-runs it on every start. Secrets are checked and stored, never printed.
+"""The compose stack's one-shot init (`python -m include.vyapar.deploy init`) and its secret checks: `preflight`
+refuses missing or well-known secrets, naming never printing them; `init` migrates, creates the side databases, writes
+the login, pools and alert connections, and lands the first data and build, idempotently (it runs on every start).
 """
 
 from __future__ import annotations

@@ -1,9 +1,6 @@
-"""The platform's metrics in Prometheus' text format, served beside the health view (plugins/vyapar_metrics_plugin.py).
-
-Read at scrape time from the same places the health view and the watchers read: freshness (freshness.check), model
-durations and baselines and the outbox (the alert store), run outcomes (Airflow's metadata database) and the
-resource figures the 90% alert judges (sampled here the watchdog's way). Only a caller with the bearer token
-(VYAPAR_METRICS_TOKEN) or from an allowed network (VYAPAR_METRICS_ALLOW_FROM, CIDRs) gets them.
+"""The platform's metrics in Prometheus' text format (plugins/vyapar_metrics_plugin.py), read at scrape time from
+where the health view and the watchers read them: freshness, model durations, run outcomes, the outbox, resources.
+Only a caller with the bearer token or from an allowed network (settings.METRICS_TOKEN, METRICS_ALLOW_FROM) gets them.
 """
 
 from __future__ import annotations
