@@ -44,10 +44,6 @@ class Snapshot:
         return f"{self.name}  {self.bytes / 2**20:9.1f} MiB  {self.reason}"
 
 
-def _dir() -> Path:
-    return settings.SNAPSHOT_DIR
-
-
 def _wal(path: Path) -> Path:
     return path.with_name(path.name + WAL_SUFFIX)
 
@@ -55,7 +51,7 @@ def _wal(path: Path) -> Path:
 def list_snapshots() -> list[Snapshot]:
     """Every complete snapshot, newest first (a copy cut short has no metadata file and is not listed)."""
     found = []
-    for meta in _dir().glob("*.json") if _dir().is_dir() else ():
+    for meta in settings.SNAPSHOT_DIR.glob("*.json"):  # none when the folder does not exist yet
         try:
             raw = json.loads(meta.read_text())
         except (OSError, ValueError):
@@ -73,11 +69,11 @@ def _copy_warehouse(reason: str, keep: int) -> Snapshot:
         raise SnapshotError(f"no warehouse at {source}: nothing to snapshot (build it first)")
     now = datetime.now(UTC)
     name = f"{now:%Y%m%dT%H%M%SZ}-{reason}"
-    target = _dir() / f"{name}.duckdb"
+    target = settings.SNAPSHOT_DIR / f"{name}.duckdb"
     if target.exists():  # two in the same second: the later one wins the name with a suffix
         name = f"{name}-2"
-        target = _dir() / f"{name}.duckdb"
-    _dir().mkdir(parents=True, exist_ok=True)
+        target = settings.SNAPSHOT_DIR / f"{name}.duckdb"
+    settings.SNAPSHOT_DIR.mkdir(parents=True, exist_ok=True)
     partial = target.with_suffix(".partial")
     shutil.copyfile(source, partial)
     if _wal(source).is_file():
@@ -91,16 +87,13 @@ def _copy_warehouse(reason: str, keep: int) -> Snapshot:
     return snapshot
 
 
-def _prune(keep: int) -> list[str]:
+def _prune(keep: int) -> None:
     """Keep the newest `keep` snapshots; the disk they take is bounded by keep x the warehouse's size."""
-    removed = []
     for old in list_snapshots()[keep:]:
         for path in (old.path.with_suffix(".json"), old.path, _wal(old.path)):
             path.unlink(missing_ok=True)
-        removed.append(old.name)
-    for stray in _dir().glob("*.partial"):  # a copy a killed process left behind
+    for stray in settings.SNAPSHOT_DIR.glob("*.partial"):  # a copy a killed process left behind
         stray.unlink(missing_ok=True)
-    return removed
 
 
 def take(reason: str = "manual", *, keep: int | None = None) -> Snapshot:
@@ -120,7 +113,7 @@ def find(name: str | None) -> Snapshot:
         for snapshot in snapshots:
             if snapshot.reason != BEFORE_RESTORE:
                 return snapshot
-        raise SnapshotError(f"no snapshot to restore in {_dir()}")
+        raise SnapshotError(f"no snapshot to restore in {settings.SNAPSHOT_DIR}")
     if not _NAME_RE.match(name):
         raise SnapshotError(f"snapshot name {name!r} is not of the form 20261207T013000Z-reason")
     for snapshot in snapshots:
