@@ -1,9 +1,6 @@
-"""bin/start's local mail catcher, as Mailpit is compose's: accepts every email over SMTP, keeps it, shows it.
-
-`python -m include.vyapar.deploy.mailcatcher --smtp-port 1025 --web-port 8025 --dir <folder>`: an SMTP server
-(aiosmtpd) that stores each message as an `.eml` file, and a web page (newest first) with each message's text
-and HTML. `/api/messages` is the same list as JSON. Both listen on 127.0.0.1 only: nothing is sent anywhere.
-"""
+"""bin/start's local mail catcher, as Mailpit is compose's: an SMTP server (aiosmtpd) that keeps each email as an
+`.eml` file and a web page that shows them, newest first (`/api/messages`: the same as JSON); 127.0.0.1 only.
+`python -m include.vyapar.deploy.mailcatcher --smtp-port 1025 --web-port 8025 --dir <folder>`"""
 
 from __future__ import annotations
 

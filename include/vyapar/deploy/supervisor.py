@@ -1,17 +1,6 @@
 """Runs bin/start's processes (`airflow standalone`, the mail catcher) and, on Ctrl-C, stops them and everything
-they started: SIGTERM to all, SIGKILL to whatever is left after a grace period.
-
-Why not `exec airflow standalone`: its components install their own SIGINT handlers and exit, but standalone
-stops only on a KeyboardInterrupt, which Python never raises when SIGINT was ignored at its start (a launcher's
-non-interactive background job): it stayed up with its four components `<defunct>` and ignored a second Ctrl-C
-(issue 20, reproduced). Here every signal is handled explicitly, each command runs in its own session (out of the
-terminal's reach: one orderly stop), and this process is their subreaper: a process whose parent has gone (a
-task process in its own process group) is still ours to find and stop.
-
-    python -m include.vyapar.deploy.supervisor [--also 'CMD ARGS'] [--grace SECONDS] -- MAIN COMMAND...
-
-The main command's exit ends the others; this process exits with its status (130 after Ctrl-C, 143 after SIGTERM).
-"""
+they started: SIGTERM to all, SIGKILL to what is left after a grace period. `python -m include.vyapar.deploy.supervisor
+[--also 'CMD ARGS'] [--grace SECONDS] -- MAIN COMMAND...`; exits with the main command's status (130 after Ctrl-C)."""
 
 from __future__ import annotations
 
@@ -100,6 +89,11 @@ def _name(proc: psutil.Process) -> str:
 
 
 def run(main: list[str], also: list[list[str]], grace: float) -> int:
+    """Why not `exec airflow standalone` (issue 20, reproduced): its components handle SIGINT and exit, but standalone
+    stops only on a KeyboardInterrupt, which Python never raises when SIGINT was ignored at its start (a launcher's
+    non-interactive background job): it stayed up with its four components `<defunct>`. Here every stop signal is
+    handled, each command runs in its own session (out of the terminal's reach: one orderly stop), and this process
+    is their subreaper: a process whose parent has gone (a task process in its own group) is still ours to stop."""
     become_subreaper()
     received: list[int] = []
     wake = threading.Event()
