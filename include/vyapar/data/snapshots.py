@@ -48,6 +48,15 @@ def _wal(path: Path) -> Path:
     return path.with_name(path.name + WAL_SUFFIX)
 
 
+def _copy_database(source: Path, target: Path, partial: Path) -> None:
+    """Copy a DuckDB file and its WAL (if any) over `target`; the file is written as `partial`, renamed when whole."""
+    shutil.copyfile(source, partial)
+    _wal(target).unlink(missing_ok=True)
+    if _wal(source).is_file():
+        shutil.copyfile(_wal(source), _wal(target))
+    os.replace(partial, target)
+
+
 def list_snapshots() -> list[Snapshot]:
     """Every complete snapshot, newest first (a copy cut short has no metadata file and is not listed)."""
     found = []
@@ -74,11 +83,7 @@ def _copy_warehouse(reason: str, keep: int) -> Snapshot:
         name = f"{name}-2"
         target = settings.SNAPSHOT_DIR / f"{name}.duckdb"
     settings.SNAPSHOT_DIR.mkdir(parents=True, exist_ok=True)
-    partial = target.with_suffix(".partial")
-    shutil.copyfile(source, partial)
-    if _wal(source).is_file():
-        shutil.copyfile(_wal(source), _wal(target))
-    os.replace(partial, target)
+    _copy_database(source, target, target.with_suffix(".partial"))
     size = target.stat().st_size + (_wal(target).stat().st_size if _wal(target).is_file() else 0)
     snapshot = Snapshot(name, reason, now.isoformat(timespec="seconds"), size, target)
     meta = {k: v for k, v in asdict(snapshot).items() if k != "path"}
@@ -134,12 +139,7 @@ def restore(name: str | None = None) -> tuple[Snapshot, Snapshot | None]:
             # One more than the limit while this runs: the chosen snapshot must outlive the undo copy's pruning.
             undo = _copy_warehouse(BEFORE_RESTORE, settings.SNAPSHOT_KEEP + 1) if settings.DUCKDB_PATH.is_file() else None
             target = settings.DUCKDB_PATH
-            partial = target.with_name(target.name + ".restoring")
-            shutil.copyfile(chosen.path, partial)
-            _wal(target).unlink(missing_ok=True)
-            if _wal(chosen.path).is_file():
-                shutil.copyfile(_wal(chosen.path), _wal(target))
-            os.replace(partial, target)
+            _copy_database(chosen.path, target, target.with_name(target.name + ".restoring"))
             _prune(settings.SNAPSHOT_KEEP)
     except WarehouseBusyError as exc:
         raise SnapshotError(f"refusing to restore: {exc}") from None
