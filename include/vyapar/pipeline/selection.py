@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import string
 import subprocess
 import tempfile
 
@@ -14,8 +15,9 @@ from include.vyapar.data.warehouse import dbt_command
 # dbt selector syntax only: names, paths, methods (tag:, path:, source:), graph operators (+ @ *), unions
 # (space), intersections (comma). No quotes, semicolons, $ or backticks: the value is never given to a shell.
 # No token may start with "-": dbt would read it as an option (--target-path, --record-timing-info write files).
-SELECTOR_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.:+*@,/- ")
-_TOKEN = r"[A-Za-z0-9_.:+*@,/][A-Za-z0-9_.:+*@,/-]*"
+_PUNCTUATION = "_.:+*@,/"
+SELECTOR_CHARS = frozenset(string.ascii_letters + string.digits + _PUNCTUATION + "- ")
+_TOKEN = rf"[A-Za-z0-9{_PUNCTUATION}][A-Za-z0-9{_PUNCTUATION}-]*"
 # The same rule as a JSON-schema pattern, for the trigger form and the API: it must mean the same in Python's `re`
 # and in ECMAScript. `$` alone would accept a trailing newline in Python; `(?![\s\S])` means "end of input" in both.
 SELECTOR_PATTERN = rf"^ *(?:{_TOKEN}(?: +{_TOKEN})*)? *$(?![\s\S])"
