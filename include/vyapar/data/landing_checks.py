@@ -327,19 +327,36 @@ def check_landing(landing_dir: Path, batches: list[str] | None = None, quarantin
     root = Path(landing_dir)
     log = _QuarantineLog(root)
     files, problems = _landed_files(root, batches, log.pending())
-    failed = [p for p in problems if p.severity == "error"]
     for landed in files:
         try:
             _check_footer(landed, root.resolve())
         except Exception as exc:  # a check that breaks on one file must not stop the others' checks
             landed.add("error", f"{landed.name} could not be checked: {type(exc).__name__}: {exc}")
-    newest = [f.newest for f in files if f.newest is not None and not f.failed]
-    latest = max(newest, default=None)
+    _read_data_pages(files, every_file=batches is None)
+    for landed in files:
+        if landed.failed and quarantine:
+            _quarantine(root, log, landed)
+        elif landed.put_back and not landed.failed and quarantine:
+            _accept_put_back(root, log, landed)
+        problems.extend(landed.problems)
+    for p in problems:
+        if p.severity != "info":
+            print(p)
+    failed = [p for p in problems if p.severity == "error"]
+    if failed:
+        raise BadRawDataError(failed)
+    return problems
+
+
+def _read_data_pages(files: list[_Landed], every_file: bool) -> None:
+    """DuckDB's read of the files whose footers passed: the named batches and put-backs, or, when every file is
+    checked, those that arrived within DEEP_READ_WINDOW of the newest."""
+    latest = max((f.newest for f in files if f.newest is not None and not f.failed), default=None)
     with tempfile.TemporaryDirectory(prefix="landing-check-") as scratch:
         reader = _DuckDBReader(Path(scratch))
         try:
             for landed in files:
-                deep = batches is not None or landed.put_back or landed.newest is None or latest is None
+                deep = not every_file or landed.put_back or landed.newest is None or latest is None
                 if landed.failed or not (deep or landed.newest >= latest - DEEP_READ_WINDOW):
                     continue
                 try:
@@ -348,28 +365,20 @@ def check_landing(landing_dir: Path, batches: list[str] | None = None, quarantin
                     landed.add("error", f"{landed.name} could not be checked: {type(exc).__name__}: {exc}")
         finally:
             reader.close()
-    for landed in files:
-        if landed.failed and quarantine:
-            try:
-                target = _move_to_quarantine(root, landed)
-            except OSError as exc:
-                landed.add("error", f"{landed.name} could not be quarantined: {exc}")
-            else:
-                errors = [p.problem for p in landed.problems if p.severity == "error"]
-                log.append(event="quarantined", table=landed.table, batch=landed.path.stem,
-                           file=str(target.relative_to(root)), problems=errors)  # fmt: skip
-                landed.problems[:] = [p for p in landed.problems if p.severity != "error"]
-                landed.add("error", f"{'; '.join(errors)}; moved to {target.relative_to(root)}")
-        elif landed.put_back and not landed.failed and quarantine:
-            _accept_put_back(root, log, landed)
-        problems.extend(landed.problems)
-        failed.extend(p for p in landed.problems if p.severity == "error")
-    for p in problems:
-        if p.severity != "info":
-            print(p)
-    if failed:
-        raise BadRawDataError(failed)
-    return problems
+
+
+def _quarantine(root: Path, log: _QuarantineLog, landed: _Landed) -> None:
+    """Move a failed file to quarantine and log it; its errors become one line ending with where it went."""
+    try:
+        target = _move_to_quarantine(root, landed)
+    except OSError as exc:
+        landed.add("error", f"{landed.name} could not be quarantined: {exc}")
+        return
+    errors = [p.problem for p in landed.problems if p.severity == "error"]
+    log.append(event="quarantined", table=landed.table, batch=landed.path.stem,
+               file=str(target.relative_to(root)), problems=errors)  # fmt: skip
+    landed.problems[:] = [p for p in landed.problems if p.severity != "error"]
+    landed.add("error", f"{'; '.join(errors)}; moved to {target.relative_to(root)}")
 
 
 def _accept_put_back(root: Path, log: _QuarantineLog, landed: _Landed) -> None:
