@@ -1,9 +1,7 @@
 """Warehouse snapshots: a consistent copy of the DuckDB file, taken under the writer lock before the daily build,
 and a restore that refuses while a writer runs and keeps the state it replaces as a snapshot of its own.
 
-    python -m include.vyapar.data.snapshots list
-    python -m include.vyapar.data.snapshots take [--reason manual]
-    python -m include.vyapar.data.snapshots restore [NAME]     # default: the newest snapshot not made by a restore
+`python -m include.vyapar.data.snapshots list|take|restore [NAME]`: docs/operations.md says when to use which.
 """
 
 from __future__ import annotations
