@@ -6,6 +6,8 @@ import os
 import tempfile
 from pathlib import Path
 
+import pytest
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = REPO_ROOT / "test-artifacts"
 
@@ -52,9 +54,8 @@ XDIST_GROUPS = {
 SLOW_PATHS = ("tests/alerting_e2e/", "tests/ui/", "tests/deployment/", "tests/dbt/", "tests/runtime/", "tests/dags/test_dag_runs.py")
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which reads the groups into the node ids
 def pytest_collection_modifyitems(config, items):
-    import pytest
-
     for item in items:
         path = Path(str(item.fspath)).relative_to(REPO_ROOT).as_posix()
         group = next((g for prefix, g in XDIST_GROUPS.items() if path.startswith(prefix)), None)
