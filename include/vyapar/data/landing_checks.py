@@ -14,7 +14,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import duckdb
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -271,7 +270,7 @@ def _restamp(path: Path, loaded_at: datetime) -> tuple[datetime | None, datetime
     index = schema.get_field_index(LOADED_AT)
     stamp_type = landed_schema(TABLES[0]).field(LOADED_AT).type
     before: list[datetime] = []
-    stamped_us = round((loaded_at - datetime(1970, 1, 1)).total_seconds() * 1_000_000)
+    stamp = pa.scalar(loaded_at, stamp_type)
     temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
         for batch in parquet.iter_batches(columns=[LOADED_AT]):
@@ -287,7 +286,7 @@ def _restamp(path: Path, loaded_at: datetime) -> tuple[datetime | None, datetime
         with pq.ParquetWriter(temporary, stamped, compression="zstd") as writer:
             for batch in parquet.iter_batches():
                 arrays = list(batch.columns)
-                arrays[index] = pa.array(np.full(len(batch), stamped_us, dtype=np.int64), stamp_type)
+                arrays[index] = pa.repeat(stamp, len(batch))
                 writer.write_batch(pa.RecordBatch.from_arrays(arrays, schema=stamped))
         os.replace(temporary, path)
     finally:
