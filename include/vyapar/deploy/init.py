@@ -107,9 +107,10 @@ def _weak_fernet_keys(value: str) -> str | None:
     from cryptography.fernet import Fernet
 
     for key in value.split(","):
+        encoded = key.strip().encode()
         try:
-            Fernet(key.strip().encode())
-            raw = base64.urlsafe_b64decode(key.strip().encode())
+            Fernet(encoded)
+            raw = base64.urlsafe_b64decode(encoded)
         except (ValueError, TypeError):
             return "not a Fernet key (32 url-safe base64-encoded bytes)"
         if len(set(raw)) < MIN_DISTINCT_BYTES:  # all zeros, or one byte repeated: anybody can guess it
