@@ -240,9 +240,9 @@ def floor(platform: Platform, runs: int = 6) -> dict:
     return {"runs": runs, "seconds": seconds, "mean_seconds": sum(seconds) / len(seconds)}
 
 
-def alert_latency(platform: Platform, slack, delivery: str) -> dict:
+def alert_latency(platform: Platform, slack) -> dict:
     """Run the alert DAG (20 tasks failing one after the other); latency = Slack receipt - the failure's own clock."""
-    dag_id = f"vyapar_bench_alerts_{delivery}"
+    dag_id = "vyapar_bench_alerts"
     before = len(slack.messages)
     run = platform.run_dag(dag_id, timeout=900)
     expected = sum(1 for s in run["task_states"].values() if s == "failed")
@@ -268,6 +268,6 @@ def alert_latency(platform: Platform, slack, delivery: str) -> dict:
         return values[k]
 
     return {
-        "delivery": delivery, "failures": expected, "received": len(values), "p50": pct(50), "p95": pct(95),
+        "failures": expected, "received": len(values), "p50": pct(50), "p95": pct(95),
         "max": values[-1] if values else None, "latencies": latencies,
     }  # fmt: skip

@@ -4,8 +4,8 @@
   VYAPAR_BENCH_VARIANTS (dag id suffix `__<variant>`, variant = `<execution>_<invocation>`, e.g.
   `watcher_subprocess`), so one scheduler compares them on one warehouse. Their cron never fires (29 February):
   unpausing one to trigger it must not add a scheduled run;
-- alert-latency DAGs (`vyapar_bench_alerts_<delivery>`): tasks that fail at once, timestamping the failure in
-  their error, with the product's failure callback;
+- `vyapar_bench_alerts`: tasks that fail at once, timestamping the failure in their error, with the product's
+  failure callback (alerts take the product's one delivery path);
 - `vyapar_bench_warmup`: one task started and ended in the triggerer (bench/warmup.py), run before anything
   is timed;
 - `vyapar_bench_floor`: one task that does nothing: what any DAG run costs on this scheduler (the floor under each
@@ -49,28 +49,25 @@ cosmos_config.execution_config = _default_execution_config
 cosmos_config.render_config = _default_render_config
 
 FAILURES = int(os.environ.get("VYAPAR_BENCH_ALERT_FAILURES", "20"))
-for _delivery in ("inline", "detached"):
-    with DAG(
-        dag_id=f"vyapar_bench_alerts_{_delivery}",
-        schedule=None,
-        start_date=START_DATE,
-        catchup=False,
-        default_args={"retries": 0, "on_failure_callback": callbacks.on_task_failure},
-        tags=["bench"],
-    ) as _alerts:
-        previous = None
-        for i in range(FAILURES):
+with DAG(
+    dag_id="vyapar_bench_alerts",
+    schedule=None,
+    start_date=START_DATE,
+    catchup=False,
+    default_args={"retries": 0, "on_failure_callback": callbacks.on_task_failure},
+    tags=["bench"],
+) as alerts_dag:
+    previous = None
+    for i in range(FAILURES):
 
-            @task(task_id=f"fail_{i:02d}", trigger_rule="all_done")
-            def fail(delivery: str = _delivery) -> None:
-                os.environ["VYAPAR_ALERTING_DELIVERY"] = delivery
-                raise RuntimeError(f"bench failure at {time.time():.6f}")
+        @task(task_id=f"fail_{i:02d}", trigger_rule="all_done")
+        def fail() -> None:
+            raise RuntimeError(f"bench failure at {time.time():.6f}")
 
-            current = fail()
-            if previous is not None:
-                previous >> current
-            previous = current
-    globals()[_alerts.dag_id] = _alerts
+        current = fail()
+        if previous is not None:
+            previous >> current
+        previous = current
 
 with DAG(
     dag_id="vyapar_bench_warmup", schedule=None, start_date=START_DATE, catchup=False, tags=["bench"],
