@@ -7,7 +7,6 @@ retry when it comes due, the work of deliverers that died) and sweeps the metada
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 
@@ -15,7 +14,6 @@ from airflow.listeners import hookimpl
 from airflow.plugins_manager import AirflowPlugin
 
 log = logging.getLogger(__name__)
-SWEEP_INTERVAL_SECONDS = float(os.environ.get("VYAPAR_RECONCILE_INTERVAL_SECONDS", "60"))
 _stop = threading.Event()
 _sweeper: threading.Thread | None = None
 _sweeper_lock = threading.Lock()
@@ -94,11 +92,12 @@ def _sweep_if_scheduler(job) -> None:
         if _sweeper is not None and _sweeper.is_alive():
             return
         _sweeper = threading.current_thread()
+    from include.vyapar import settings
     from include.vyapar.alerting.delivery import deliver_forever
     from include.vyapar.alerting.reconciler import sweep
 
     _stop.clear()
-    deliver_forever(_stop, SWEEP_INTERVAL_SECONDS, every_interval=sweep)
+    deliver_forever(_stop, settings.RECONCILE_INTERVAL_SECONDS, every_interval=sweep)
 
 
 alerting_listener = AlertingListener()

@@ -58,6 +58,89 @@ AIRFLOW_HOME = _path("AIRFLOW_HOME", Path.home() / "airflow")
 METRICS_TOKEN = os.environ.get("VYAPAR_METRICS_TOKEN", "")
 # Client networks (comma-separated CIDRs) that may scrape /vyapar-metrics without the token; empty: none.
 METRICS_ALLOW_FROM = os.environ.get("VYAPAR_METRICS_ALLOW_FROM", "")
+# The reconciler (alerts for failures no callback reported): how often the scheduler's sweeper runs it, and how far
+# back it looks in the metadata database.
+RECONCILE_INTERVAL_SECONDS = float(os.environ.get("VYAPAR_RECONCILE_INTERVAL_SECONDS") or 60)
+RECONCILE_LOOKBACK_HOURS = float(os.environ.get("VYAPAR_RECONCILE_LOOKBACK_HOURS") or 24)
+DEFAULT_ALERTING_CONFIG = REPO_ROOT / "include" / "vyapar" / "alerting" / "alerting.yaml"
+DEFAULT_AIRFLOW_BASE_URL = "http://localhost:8080"
+
+
+# Read when called, not at import: tests, the compose entrypoint and Airflow set these after this module is imported.
+def alerting_config_path() -> Path:
+    """The one alerting declaration (VYAPAR_ALERTING_CONFIG)."""
+    return _path("VYAPAR_ALERTING_CONFIG", DEFAULT_ALERTING_CONFIG)
+
+
+def alert_store_url() -> str:
+    """The alert store (VYAPAR_ALERT_STORE_URL): SQLite in DATA_DIR by default, PostgreSQL under compose."""
+    return os.environ.get("VYAPAR_ALERT_STORE_URL") or f"sqlite:///{DATA_DIR / 'alerts.sqlite'}"
+
+
+def platform_base_url(configured: str | None = None) -> str:
+    """Where the reader of an alert reaches this platform, for every link in it (task log, DAG run, runbooks, health
+    view): Airflow's `[api] base_url` (AIRFLOW__API__BASE_URL, a sub-path included), else VYAPAR_AIRFLOW_BASE_URL,
+    else `configured` (alerting.yaml's links.airflow_base_url), else http://localhost:8080. No trailing slash."""
+    from airflow.configuration import conf
+
+    return (
+        conf.get("api", "base_url", fallback=None)
+        or os.environ.get("VYAPAR_AIRFLOW_BASE_URL")
+        or configured
+        or DEFAULT_AIRFLOW_BASE_URL
+    ).rstrip("/")
+
+
+def runbook_base_url() -> str | None:
+    """VYAPAR_RUNBOOK_BASE_URL: runbooks kept elsewhere (a wiki); None: the platform serves docs/runbooks.md."""
+    return os.environ.get("VYAPAR_RUNBOOK_BASE_URL") or None
+
+
+def slack_transport() -> str:
+    """VYAPAR_SLACK_TRANSPORT, rendered by compose: "api" (a bot token is set), "webhook" (only a webhook URL)."""
+    return os.environ.get("VYAPAR_SLACK_TRANSPORT", "")
+
+
+def alert_channels() -> list[str] | None:
+    """VYAPAR_ALERT_CHANNELS: the channels this deployment delivers to, in order, each once; None: alerting.yaml's."""
+    raw = os.environ.get("VYAPAR_ALERT_CHANNELS")
+    if not raw:
+        return None
+    return list(dict.fromkeys(c.strip() for c in raw.split(",") if c.strip()))
+
+
+def inline_delivery() -> bool:
+    """VYAPAR_ALERTING_KICK (default on): the process that raises an alert makes the first delivery attempt."""
+    return os.environ.get("VYAPAR_ALERTING_KICK", "1").lower() not in ("0", "false", "no")
+
+
+def inline_wait_seconds() -> float:
+    """VYAPAR_ALERTING_INLINE_WAIT_SECONDS (default 10): how long a raising process waits for its inline attempt."""
+    try:
+        return float(os.environ.get("VYAPAR_ALERTING_INLINE_WAIT_SECONDS") or 10)
+    except ValueError:
+        return 10.0
+
+
+def connection_variables() -> dict[str, str]:
+    """Every Airflow connection given in the environment: AIRFLOW_CONN_<ID> name -> its URI or JSON."""
+    return {name: value for name, value in os.environ.items() if name.startswith("AIRFLOW_CONN_") and value}
+
+
+def environment() -> dict[str, str]:
+    """A copy of the whole environment, for the code that judges a deployment's settings together (deploy preflight)."""
+    return dict(os.environ)
+
+
+def subprocess_env(**extra: str) -> dict[str, str]:
+    """The environment a child process runs with: this process's, plus `extra`."""
+    return {**os.environ, **extra}
+
+
+def declare_server_process() -> None:
+    """Tell Airflow this process is server-side (it may read connections from the metadata database), unless a
+    process context is set already: what a flusher started outside a task or server needs."""
+    os.environ.setdefault("_AIRFLOW_PROCESS_CONTEXT", "server")
 
 
 def dbt_env() -> dict[str, str]:
@@ -134,7 +217,7 @@ def postgres_warehouse(conn_id: str | None = None) -> PostgresWarehouse:
     """Resolve the warehouse's Airflow connection: AIRFLOW_CONN_<ID> (URI or JSON) first, else Airflow's lookup
     (secrets backend, metadata database). Raises WarehouseConnectionError naming the connection id."""
     conn_id = conn_id or WAREHOUSE_CONN_ID
-    raw = os.environ.get(f"AIRFLOW_CONN_{conn_id.upper()}")
+    raw = connection_variables().get(f"AIRFLOW_CONN_{conn_id.upper()}")
     try:
         if raw:
             conn = _connection_from_env(conn_id, raw)

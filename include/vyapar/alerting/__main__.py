@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
+
+from include.vyapar import settings
 
 
 def _needs_metadata_connections() -> bool:
@@ -14,20 +15,19 @@ def _needs_metadata_connections() -> bool:
     flusher then declares itself server-side, like the scheduler it is kicked from, to read the metadata DB."""
     import yaml
 
-    from include.vyapar.alerting.config import DEFAULT_CONFIG_PATH
-
-    path = os.environ.get("VYAPAR_ALERTING_CONFIG") or DEFAULT_CONFIG_PATH
+    path = settings.alerting_config_path()
     try:
         raw = yaml.safe_load(open(path, encoding="utf-8")) or {}
     except (OSError, yaml.YAMLError):
         return False  # the flush itself reports a bad config
     ids = [(raw.get("slack") or {}).get(k) for k in ("connection_id", "webhook_connection_id")]
     ids.append((raw.get("email") or {}).get("connection_id"))
-    return any(conn_id and f"AIRFLOW_CONN_{conn_id.upper()}" not in os.environ for conn_id in ids)
+    given = settings.connection_variables()
+    return any(conn_id and f"AIRFLOW_CONN_{conn_id.upper()}" not in given for conn_id in ids)
 
 
 if _needs_metadata_connections():
-    os.environ.setdefault("_AIRFLOW_PROCESS_CONTEXT", "server")
+    settings.declare_server_process()
 
 from include.vyapar.alerting.delivery import flush  # noqa: E402 -- after the process context is set
 

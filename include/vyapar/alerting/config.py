@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import os
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -11,7 +10,9 @@ from typing import Annotated, Any
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-DEFAULT_CONFIG_PATH = Path(__file__).with_name("alerting.yaml")
+from include.vyapar import settings
+
+DEFAULT_CONFIG_PATH = settings.DEFAULT_ALERTING_CONFIG
 CHANNELS = ("slack", "email")
 ALERT_KINDS = ("failed_run", "data_quality", "slow", "stale_data", "resources", "alerting_degraded", "digest")
 RECOVERED = "recovered"
@@ -131,8 +132,10 @@ RUNBOOKS_PATH = "/vyapar-health/runbooks"
 
 
 class LinksConfig(_Strict):
-    airflow_base_url: str = "http://localhost:8080"
-    # None: the platform's own runbooks page, <Airflow's [api] base_url, else airflow_base_url>/vyapar-health/runbooks.
+    # Where every link in an alert points (task log, DAG run, runbooks, health view). As loaded, settings.platform_base_url
+    # has resolved it: Airflow's [api] base_url, else VYAPAR_AIRFLOW_BASE_URL, else this file's value.
+    airflow_base_url: str = settings.DEFAULT_AIRFLOW_BASE_URL
+    # None: the platform's own runbooks page, <airflow_base_url>/vyapar-health/runbooks.
     runbook_base_url: str | None = None
 
     @field_validator("runbook_base_url")
@@ -239,16 +242,8 @@ class AlertingConfig(_Strict):
 
     def runbook_url(self, kind: str) -> str:
         """The runbook section for an alert kind: `<runbook_base_url>#<kind-with-dashes>`."""
-        base = self.links.runbook_base_url or platform_base_url(self.links.airflow_base_url) + RUNBOOKS_PATH
+        base = self.links.runbook_base_url or self.links.airflow_base_url.rstrip("/") + RUNBOOKS_PATH
         return f"{base}#{kind.replace('_', '-')}"
-
-
-def platform_base_url(airflow_base_url: str) -> str:
-    """Where recipients reach this platform: Airflow's `[api] base_url` (AIRFLOW__API__BASE_URL, a sub-path
-    included) when set, else `links.airflow_base_url`."""
-    from airflow.configuration import conf
-
-    return (conf.get("api", "base_url", fallback=None) or airflow_base_url).rstrip("/")
 
 
 DEFAULT_SLACK_CONN = "slack_alerts"
@@ -257,7 +252,7 @@ DEFAULT_SLACK_WEBHOOK_CONN = "slack_alerts_webhook"
 
 def load_alerting_config(path: str | Path | None = None) -> AlertingConfig:
     """Read and validate the alerting file (default: VYAPAR_ALERTING_CONFIG or the alerting.yaml beside this module)."""
-    path = Path(path or os.environ.get("VYAPAR_ALERTING_CONFIG") or DEFAULT_CONFIG_PATH)
+    path = Path(path or settings.alerting_config_path())
     name = path.name
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -268,22 +263,20 @@ def load_alerting_config(path: str | Path | None = None) -> AlertingConfig:
     if not isinstance(raw, dict):
         raise AlertingConfigError(f"{name}: expected a mapping at the top level")
     links = dict(raw.get("links") or {})
-    for key, var in (("airflow_base_url", "VYAPAR_AIRFLOW_BASE_URL"), ("runbook_base_url", "VYAPAR_RUNBOOK_BASE_URL")):
-        if os.environ.get(var):
-            links[key] = os.environ[var]
-    if links:
-        raw["links"] = links
-    transport = os.environ.get("VYAPAR_SLACK_TRANSPORT", "")
+    links["airflow_base_url"] = settings.platform_base_url(links.get("airflow_base_url"))
+    if settings.runbook_base_url():
+        links["runbook_base_url"] = settings.runbook_base_url()
+    raw["links"] = links
+    transport = settings.slack_transport()
     if "webhook" in transport and "api" not in transport:
         # compose renders "api" when a bot token is set, "webhook" when only an incoming-webhook URL is
         slack = dict(raw.get("slack") or {})
         slack["webhook_connection_id"] = slack.get("webhook_connection_id") or DEFAULT_SLACK_WEBHOOK_CONN
         slack["connection_id"] = None
         raw["slack"] = slack
-    if os.environ.get("VYAPAR_ALERT_CHANNELS"):
+    if settings.alert_channels() is not None:
         # de-duplicated, order kept: compose may render "slack,slack,email" when a token and a webhook are set
-        wanted = [c.strip() for c in os.environ["VYAPAR_ALERT_CHANNELS"].split(",") if c.strip()]
-        raw["channels"] = list(dict.fromkeys(wanted))
+        raw["channels"] = settings.alert_channels()
     try:
         config = AlertingConfig.model_validate({**raw, "source": name})
     except ValidationError as exc:

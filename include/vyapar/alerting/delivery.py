@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from include.vyapar import settings
 from include.vyapar.alerting.alert import Alert
 from include.vyapar.alerting.config import AlertingConfig, get_config
 from include.vyapar.alerting.formatting import email_content, slack_message
@@ -226,17 +227,6 @@ _inline_again = False
 _sweeper_wake = threading.Event()
 
 
-def _inline_disabled() -> bool:
-    return os.environ.get("VYAPAR_ALERTING_KICK", "1").lower() in ("0", "false", "no")
-
-
-def _inline_wait_seconds() -> float:
-    try:
-        return float(os.environ.get("VYAPAR_ALERTING_INLINE_WAIT_SECONDS", "10"))
-    except ValueError:
-        return 10.0
-
-
 def wake_sweeper() -> None:
     """Make this process's sweeper (if it runs one: the scheduler) look at the outbox, or at its stop flag, now."""
     _sweeper_wake.set()
@@ -252,7 +242,7 @@ def deliver_soon(*, wait: bool = True) -> bool:
     """
     global _inline_worker, _inline_again
     wake_sweeper()  # in the scheduler, the sweeper thread is the one to deliver
-    if _inline_disabled():
+    if not settings.inline_delivery():
         return False
     try:
         with _inline_lock:
@@ -264,7 +254,7 @@ def deliver_soon(*, wait: bool = True) -> bool:
                 _inline_worker.start()
             worker = _inline_worker
         if wait:
-            worker.join(_inline_wait_seconds())
+            worker.join(settings.inline_wait_seconds())
             if worker.is_alive():
                 log.info("in-process alert delivery still running; what it does not finish, the sweeper delivers")
         return True

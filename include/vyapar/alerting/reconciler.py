@@ -9,9 +9,9 @@ calls `sweep` periodically over the metadata database. Retries in progress are n
 from __future__ import annotations
 
 import logging
-import os
 from datetime import UTC, datetime, timedelta
 
+from include.vyapar import settings
 from include.vyapar.alerting import lineage
 from include.vyapar.alerting.alert import Alert, task_log_url
 from include.vyapar.alerting.config import get_config
@@ -20,7 +20,7 @@ from include.vyapar.alerting.store import get_store
 
 log = logging.getLogger(__name__)
 
-SWEEP_LOOKBACK = timedelta(hours=float(os.environ.get("VYAPAR_RECONCILE_LOOKBACK_HOURS", "24")))
+SWEEP_LOOKBACK = timedelta(hours=settings.RECONCILE_LOOKBACK_HOURS)
 
 
 def task_failure_alert(dag_id: str, run_id: str, task_id: str, try_number: int | None, end_date, hostname: str | None,

@@ -8,11 +8,12 @@ from __future__ import annotations
 import functools
 import json
 import logging
-import os
 import re
 import threading
 from collections.abc import Iterator
 from urllib.parse import unquote, urlsplit
+
+from include.vyapar import settings
 
 MASK = "***"
 WITHHELD = MASK + " (text withheld: secret detection failed, see the log)"
@@ -60,11 +61,10 @@ def register_secret(value: str | None) -> None:
 def known_secrets() -> list[str]:
     """Registered secrets plus the password of every `AIRFLOW_CONN_*` connection in the environment."""
     secrets = set(_registered)
-    for name, value in os.environ.items():
-        if name.startswith("AIRFLOW_CONN_") and value:
-            secret = _connection_password(value)
-            if secret and len(secret) >= 4:
-                secrets.add(secret)
+    for value in settings.connection_variables().values():
+        secret = _connection_password(value)
+        if secret and len(secret) >= 4:
+            secrets.add(secret)
     return sorted(secrets, key=len, reverse=True)  # longest first, so a secret containing another is masked whole
 
 

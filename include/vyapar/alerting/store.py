@@ -8,7 +8,6 @@ from __future__ import annotations
 import functools
 import json
 import logging
-import os
 import statistics
 import time
 import uuid
@@ -43,10 +42,6 @@ DIRECT = "direct"  # what `raise_alert` returns when the store could not take th
 
 class AlertStoreGone(RuntimeError):
     """The SQLite store file this process opened was deleted or replaced: what it wrote, nobody else would read."""
-
-
-def default_store_url() -> str:
-    return os.environ.get("VYAPAR_ALERT_STORE_URL") or f"sqlite:///{settings.DATA_DIR / 'alerts.sqlite'}"
 
 
 @dataclass(frozen=True)
@@ -253,7 +248,7 @@ class AlertStore:
     """All durable alerting state. One instance per process is enough (`get_store()`)."""
 
     def __init__(self, url: str | None = None, *, config: AlertingConfig | None = None, table_prefix: str = "") -> None:
-        self.url = url or default_store_url()
+        self.url = url or settings.alert_store_url()
         self._config = config
         self._file = _sqlite_file(self.url)
         self._identity: tuple[int, int] | None = None

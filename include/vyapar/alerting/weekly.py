@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from include.vyapar import settings
 from include.vyapar.alerting import freshness, lineage
 from include.vyapar.alerting.alert import Alert
-from include.vyapar.alerting.config import get_config, platform_base_url
+from include.vyapar.alerting.config import get_config
 from include.vyapar.alerting.digest import FAILED, _pct
 from include.vyapar.alerting.incidents import raise_notice
 from include.vyapar.alerting.store import EnqueueResult, get_store
@@ -227,7 +227,7 @@ def _change(now: float | None, before: float | None) -> str:
 
 
 def health_url() -> str:
-    return platform_base_url(get_config().links.airflow_base_url) + HEALTH_PATH
+    return get_config().links.airflow_base_url.rstrip("/") + HEALTH_PATH
 
 
 def report_alert(summary: dict[str, Any]) -> Alert:

@@ -6,7 +6,6 @@ On the Postgres target the dbt profile reads VYAPAR_PG_* derived from the Airflo
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 
@@ -33,7 +32,7 @@ def run_dbt(*args: str, check: bool = True, capture: bool = False) -> subprocess
         settings.DUCKDB_PATH.parent.mkdir(parents=True, exist_ok=True)
     return subprocess.run(
         dbt_command(*args),
-        env={**os.environ, **settings.dbt_cli_env()},
+        env=settings.subprocess_env(**settings.dbt_cli_env()),
         cwd=settings.DBT_PROJECT_DIR,
         check=check,
         capture_output=capture,

@@ -127,7 +127,7 @@ def setting_problems(env: Mapping[str, str]) -> list[Problem]:
 
 
 def preflight(env: Mapping[str, str] | None = None) -> None:
-    env = os.environ if env is None else env
+    env = settings.environment() if env is None else env
     problems = secret_problems(env) + setting_problems(env)
     if problems:
         raise PreflightError(
@@ -260,7 +260,7 @@ def land_and_build() -> None:
 
 
 def init(env: Mapping[str, str] | None = None) -> None:
-    env = dict(os.environ if env is None else env)
+    env = settings.environment() if env is None else dict(env)
     started = time.monotonic()
     preflight(env)
     wait_for_metadata_db()
@@ -280,7 +280,7 @@ def init(env: Mapping[str, str] | None = None) -> None:
 
 def connections() -> None:
     """Only the alert connections, from SLACK_* / SMTP_*: what bin/start takes from .env."""
-    upsert_connections(alert_connections(os.environ))
+    upsert_connections(alert_connections(settings.environment()))
 
 
 def main(argv: list[str]) -> None:
