@@ -16,13 +16,17 @@ from typing import Any
 from include.vyapar.alerting import lineage, watchdog
 from include.vyapar.alerting.alert import Alert, task_log_url
 from include.vyapar.alerting.config import get_config
-from include.vyapar.alerting.dbt_outcome import DbtOutcome, NodeResult, describe_age, read_outcome
+from include.vyapar.alerting.dbt_outcome import SUCCEEDED, DbtOutcome, NodeResult, describe_age, read_outcome
+from include.vyapar.alerting.formatting import local_time
 from include.vyapar.alerting.incidents import raise_alert, resolve
-from include.vyapar.alerting.store import get_store
+from include.vyapar.alerting.store import AlertStore, get_store
 
 log = logging.getLogger(__name__)
 XCOM_KEY = "dbt_outcome"
 ERROR_LINES = 30
+DATA_AS_OF = "Data as of"
+NEVER_BUILT = "no successful build yet"
+RECENT_RESULTS = 50  # a node's newest results searched for its last success (a run records a few per node)
 # The outcome of the current try of each task in this process (the failure callback runs in the same one).
 _outcomes: dict[tuple[str, str, str, int], DbtOutcome] = {}
 
@@ -224,6 +228,46 @@ def _alert_test_warning(facts: TaskFacts, result: NodeResult) -> None:
     )
 
 
+# ---------------------------------------------------------------------------------------------- data as of
+# A failed build leaves a table as it was (dbt-duckdb builds into a temporary relation and renames it in the same
+# transaction; a delete+insert rolls back whole): readers keep the last good build, which the alerts name from the
+# store's own record of node results (the same in a task, the dag-processor's DAG callbacks and the listener).
+def _last_good_build(store: AlertStore, node_id: str) -> tuple[float | None, str | None]:
+    """When `node_id` last built successfully, and in which run; (None, None) when it never has."""
+    for row in store.node_results_for(node_id, limit=RECENT_RESULTS):
+        if row["status"] in SUCCEEDED:
+            return row["finished_at"], row["run_id"]
+    return store.last_success(node_id), None
+
+
+def data_as_of(store: AlertStore, node_id: str) -> str:
+    """The time readers of a failed model's table see its data from: its last successful build, in local time."""
+    finished_at, _ = _last_good_build(store, node_id)
+    return local_time(finished_at) if finished_at else NEVER_BUILT
+
+
+def _dag_data_as_of(store: AlertStore, dag: Any, run_id: str) -> str:
+    """A failed layer run: the oldest last good build among the DAG's models this run did not rebuild."""
+    manifest = lineage.manifest()
+    nodes = dict.fromkeys(
+        node_id for task in getattr(dag, "tasks", ())
+        if (node_id := ((getattr(task, "extra_context", None) or {}).get("dbt_node_config") or {}).get("unique_id"))
+        and manifest.resource_type(node_id) in lineage.BUILT
+    )  # fmt: skip
+    stale: dict[str, float | None] = {}
+    for node_id in nodes:
+        finished_at, good_run = _last_good_build(store, node_id)
+        if good_run != run_id:
+            stale[manifest.name(node_id)] = finished_at
+    if not stale:
+        return "this run (every model of it built)" if nodes else ""
+    never = sorted(name for name, at in stale.items() if not at)
+    if never:
+        return f"{NEVER_BUILT} ({', '.join(never)})"
+    oldest = min(at for at in stale.values() if at)
+    return f"{local_time(oldest)} (the last good build of {', '.join(sorted(stale))}; not rebuilt by this run)"
+
+
 # ---------------------------------------------------------------------------------------------- failure
 def _outcome_of(facts: TaskFacts) -> DbtOutcome | None:
     outcome = _outcomes.pop(facts.key, None)
@@ -263,11 +307,16 @@ def failure_alert(facts: TaskFacts, outcome: DbtOutcome | None, exception: BaseE
         broken = outcome.errored_builds[0]
         name = facts.name(broken.node_id)
         downstream = manifest.downstream_models(broken.node_id)
+        as_of = data_as_of(get_store(), broken.node_id)
         alert = facts.alert(
             kind="failed_run",
             subject=f"{facts.dag_id}: dbt {broken.resource_type} {name} failed",
-            summary=f"{name} failed on its last try ({facts.try_label}); {len(downstream)} downstream model(s) are now stale.",
-            facts={"Status": broken.status, "Downstream models": ", ".join(manifest.name(d) for d in downstream[:15])},
+            summary=f"{name} failed on its last try ({facts.try_label}); its table still serves the data as of {as_of}, "
+            f"unchanged. {len(downstream)} downstream model(s) are now stale.",
+            facts={
+                "Status": broken.status, DATA_AS_OF: as_of,
+                "Downstream models": ", ".join(manifest.name(d) for d in downstream[:15]),
+            },
             error=_error_lines("\n".join(r.message for r in outcome.errored_builds) or exception_text),
             dedup_key=f"failed_run:{broken.node_id}", node_id=broken.node_id,
             owner=manifest.owner_of(broken.node_id, facts.owner),
@@ -296,11 +345,15 @@ def failure_alert(facts: TaskFacts, outcome: DbtOutcome | None, exception: BaseE
         key = f"stale_data:{facts.node_id}"
     key = key or f"failed_run:{facts.dag_id}.{facts.task_id}"
     what = f"dbt {facts.name(facts.node_id)}" if facts.node_id else f"task {facts.task_id}"
+    builds = bool(facts.node_id) and not (facts.is_freshness or facts.is_test_task)
+    builds = builds and manifest.resource_type(facts.node_id) in lineage.BUILT
+    as_of = {DATA_AS_OF: data_as_of(get_store(), facts.node_id)} if builds else {}
     alert = facts.alert(
         kind=key.split(":", 1)[0],
         subject=f"{facts.dag_id}: {what} failed" + (f" ({type(exception).__name__})" if exception else ""),
         summary=f"The task failed on its last try ({facts.try_label}) without a dbt result: killed, timed out or an error "
-        "outside dbt.",
+        "outside dbt." + (f" Its table still serves the data as of {as_of[DATA_AS_OF]}." if as_of else ""),
+        facts=as_of,
         error=_error_lines(exception_text or "no exception recorded"), dedup_key=key, node_id=facts.node_id,
     )  # fmt: skip
     return alert, manifest.upstream_keys(facts.node_id) if facts.node_id else []
@@ -353,11 +406,13 @@ def on_dag_failure(context: Any) -> None:
     keys = store.task_alert_keys(dag.dag_id, run_id)
     config = get_config()
     base = config.links.airflow_base_url.rstrip("/")
+    as_of = _dag_data_as_of(store, dag, run_id)
     alert = Alert(
         kind="failed_run",
         subject=f"{dag.dag_id}: DAG run failed",
-        summary=f"Run {run_id} ended failed ({context.get('reason') or 'task failure'}).",
-        facts={"Incidents of failed tasks": ", ".join(keys) or "none recorded"},
+        summary=f"Run {run_id} ended failed ({context.get('reason') or 'task failure'})."
+        + (f" Its tables still serve the data as of {as_of}." if as_of else ""),
+        facts={"Incidents of failed tasks": ", ".join(keys) or "none recorded", DATA_AS_OF: as_of},
         links={"DAG run": f"{base}/dags/{dag.dag_id}/runs/{run_id}"},
         dedup_key=f"failed_run:dag:{dag.dag_id}", dag_id=dag.dag_id, run_id=run_id,
         owner=(getattr(dag, "default_args", None) or {}).get("owner"),

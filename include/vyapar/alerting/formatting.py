@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import html
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
 
+from include.vyapar import settings
 from include.vyapar.alerting.alert import Alert
 from include.vyapar.alerting.config import RECOVERED
 from include.vyapar.alerting.redaction import known_secrets, redact, redact_url
@@ -107,6 +110,13 @@ def redacted(alert: Alert, secrets: list[str] | None = None) -> Alert:
         recovery_of=clean(alert.recovery_of),
         affected=[clean(name) for name in alert.affected],
     )
+
+
+def local_time(at: float | datetime) -> str:
+    """A moment (epoch seconds or a datetime) in the platform's time zone, named: `2026-12-07 08:30:05 IST`."""
+    moment = datetime.fromtimestamp(at, UTC) if isinstance(at, int | float) else at
+    moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+    return moment.astimezone(ZoneInfo(settings.TIMEZONE)).strftime("%Y-%m-%d %H:%M:%S %Z")
 
 
 def all_facts(alert: Alert) -> dict[str, str]:
