@@ -35,7 +35,7 @@ export AIRFLOW__CORE__LOAD_EXAMPLES="${AIRFLOW__CORE__LOAD_EXAMPLES:-False}"
 export AIRFLOW__CORE__DEFAULT_TIMEZONE="${AIRFLOW__CORE__DEFAULT_TIMEZONE:-Asia/Kolkata}"
 # The scheduler sleeps this long after a loop that found nothing to do (Airflow's default: 1 s). Each layer DAG run
 # waits on it for its gate task, its end and the next run's start: at 0.25 s a one-task run's floor went 0.94 ->
-# 0.58 s (bench/, README "Benchmarks"); idle, the scheduler's CPU went 2.0 -> 6.0 s a minute.
+# 0.58 s (bench/README.md); idle, the scheduler's CPU went 2.0 -> 6.0 s a minute.
 export AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME="${AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME:-0.25}"
 export AIRFLOW__COSMOS__ENABLE_TELEMETRY=False
 export DO_NOT_TRACK=1
