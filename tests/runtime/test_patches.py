@@ -97,6 +97,27 @@ print("IMPORTED", len(names))
     assert int(proc.stdout.split("IMPORTED")[1].split()[0]) > 40
 
 
+def test_a_patch_that_no_longer_fits_fails_the_import_it_hooks_not_just_a_log_line(tmp_path, monkeypatch):
+    """An Airflow module patched once imported (the dag-processor's manager, the triggerer's runner): a patch
+    that raises makes the import fail, and the process with it."""
+    import importlib
+
+    from include.vyapar.runtime.patches.after_import import after_import
+
+    (tmp_path / "vyapar_probe_manager.py").write_text("class Manager:\n    pass\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+
+    def patch(module) -> None:
+        raise RuntimeError(f"patch probe: {module.__name__}.Manager has no handle_parsing_result")
+
+    after_import("vyapar_probe_manager", patch)
+    try:
+        with pytest.raises(RuntimeError, match="has no handle_parsing_result"):
+            importlib.import_module("vyapar_probe_manager")
+    finally:
+        sys.modules.pop("vyapar_probe_manager", None)
+
+
 # ------------------------------------------------------------------------------------ one upstream bug per patch
 def test_dag_processor_parse_time__airflow_73432_a_callback_only_run_forgets_the_parse_time():
     """Stock: the stat a callback-only run leaves has no last_finish_time (the file is parsed again, whole)."""
