@@ -1,7 +1,8 @@
 """A secret of any common shape, anywhere in an alert, never reaches Slack, email, the alert store or the log.
 
-Property-tested with hypothesis through the real path: enqueue into the SQLite store, flush to the fake Slack and
-the local SMTP server. Secrets are assembled at run time: the repo holds no token-shaped literal.
+Property-tested with hypothesis through the real path: enqueue into the SQLite store, record the run's results and
+task alerts under a hostile run id, flush to the fake Slack and the local SMTP server, then read every table of the
+store. Secrets are assembled at run time: the repo holds no token-shaped literal.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import string
 from urllib.parse import quote
 
 import pytest
+import sqlalchemy as sa
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
@@ -101,6 +103,29 @@ def _alert_with(field: str, text: str, dedup_key: str):
 _keys = itertools.count()
 
 
+def _every_text_in(store) -> str:
+    """Every text value of every table in the store's database, whatever the code thinks the tables are."""
+    texts = []
+    with store.engine.connect() as conn:
+        for table in sa.inspect(conn).get_table_names():
+            for row in conn.exec_driver_sql(f'SELECT * FROM "{table}"'):
+                texts += [f"{table}: {value}" for value in row if isinstance(value, str)]
+    return "\n".join(texts)
+
+
+def _record_the_run(store, run_id: str, result, dedup_key: str) -> None:
+    """What the callbacks and the reconciler keep about a run, keyed by its run id: each write is then found again.
+    Node and task are new each time (hypothesis draws the same run id again)."""
+    node, dag, task = f"model.vyaparbazaar.{dedup_key}", "vyapar_marts", f"marts.{dedup_key}"
+    store.record_node_result(node, "model", "success", 1.5, dag_id=dag, run_id=run_id, task_id=task, try_number=1)
+    store.record_duration(node, 1.5, run_id)
+    assert store.mark_slow_alerted(run_id, node) and not store.mark_slow_alerted(run_id, node)
+    assert store.was_slow_alerted(run_id, node)
+    store.record_task_alert(dag, run_id, task, result, dedup_key)
+    assert store.has_task_alert(dag, run_id, task)
+    assert dedup_key in store.task_alert_keys(dag, run_id)
+
+
 @functools.cache
 def _fixed_text() -> str:
     """What every message carries whatever the secret: a drawn "secret" found in it proves nothing."""
@@ -131,13 +156,15 @@ def test_a_secret_of_each_shape_anywhere_never_reaches_slack_email_the_store_or_
     assume(secret not in before + after and secret not in _fixed_text())  # it must be the secret that leaks
     caplog.set_level(logging.DEBUG)
     slack_seen, mail_seen, logs_seen = len(harness.slack.messages), len(harness.smtp.messages), len(caplog.records)
+    text, dedup_key = before + shaped + after, f"redaction-{next(_keys)}"
 
-    result = enqueue(_alert_with(field, before + shaped + after, f"redaction-{next(_keys)}"))
+    result = enqueue(_alert_with(field, text, dedup_key))
+    _record_the_run(harness.store, text, result, dedup_key)  # the run id is the user's text in every table
     harness.drain()
 
     slack = [json.dumps([m.text, m.blocks, m.metadata], ensure_ascii=False) for m in harness.slack.messages[slack_seen:]]
     mail = [part for m in harness.smtp.messages[mail_seen:] for part in (m["Subject"], *harness.smtp.parts(m))]
-    stored = json.dumps([harness.store.list_alerts(), harness.store.list_deliveries()], default=str, ensure_ascii=False)
+    stored = _every_text_in(harness.store)
     assert slack and mail, f"alert {result} was not delivered to both channels"
     logs = "\n".join(record.getMessage() for record in caplog.records[logs_seen:])
     for where, text in [("slack", "\n".join(slack)), ("email", "\n".join(mail)), ("store", stored), ("logs", logs)]:
@@ -173,3 +200,21 @@ def test_a_failing_detector_withholds_the_text_rather_than_send_it(monkeypatch, 
     token = "gh" + "p_" + "A1b2" * 9
     assert redact(f"push failed with {token}", []) == redaction.WITHHELD
     assert "secret detection failed (AttributeError)" in caplog.text and token not in caplog.text
+
+
+def test_runs_that_differ_only_in_a_masked_secret_stay_apart_in_the_store(harness):
+    """A run id with a secret is kept redacted, yet two such runs are two runs: one's task alert is not the other's."""
+    secret_a, secret_b = "s3cr3t-" + "a" * 12, "s3cr3t-" + "b" * 12
+    first, second = f"manual__PGPASSWORD={secret_a}", f"manual__PGPASSWORD={secret_b}"
+    result = enqueue(failed_run(dedup_key="redaction-apart", run_id=first))
+    harness.store.record_task_alert("vyapar_marts", first, "marts.x", result, "redaction-apart")
+
+    assert harness.store.has_task_alert("vyapar_marts", first, "marts.x")
+    assert not harness.store.has_task_alert("vyapar_marts", second, "marts.x")
+    assert harness.store.mark_slow_alerted(first, "model.x") and harness.store.mark_slow_alerted(second, "model.x")
+    stored = _every_text_in(harness.store)
+    assert "manual__PGPASSWORD=" + MASK in stored
+    assert secret_a not in stored and secret_b not in stored
+    ordinary = "scheduled__2025-06-01T00:00:00+00:00"  # nothing to mask: kept as it is, readable
+    harness.store.record_duration("model.x", 2.0, ordinary)
+    assert f"node_durations: {ordinary}" in _every_text_in(harness.store)

@@ -6,6 +6,7 @@ Holds alerts, incidents (dedup, folding, Slack threads), the delivery outbox, an
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import logging
 import statistics
@@ -24,6 +25,7 @@ from include.vyapar import settings
 from include.vyapar.alerting.alert import Alert
 from include.vyapar.alerting.config import RECOVERED, AlertingConfig, get_config
 from include.vyapar.alerting.formatting import redacted
+from include.vyapar.alerting.redaction import redact
 from include.vyapar.alerting.router import destination_for, route_for, silence_for
 
 log = logging.getLogger(__name__)
@@ -42,6 +44,25 @@ DIRECT = "direct"  # what `raise_alert` returns when the store could not take th
 
 class AlertStoreGone(RuntimeError):
     """The SQLite store file this process opened was deleted or replaced: what it wrote, nobody else would read."""
+
+
+def run_key(run_id: str | None) -> str | None:
+    """How a run id is kept in the tables that look runs up (task alerts, durations, slow-alerted, node results).
+
+    A run id is whatever the triggering user typed. One with nothing secret-shaped in it (scheduled__..., manual__...)
+    is kept as it is. Otherwise: its redacted text, readable, and a digest of the original, so two runs that differ
+    only in the masked part stay apart; the digest is deliberately slow (PBKDF2) so that a short password cannot be
+    found from it by trying candidates.
+    """
+    if run_id is None:
+        return None
+    shown = redact(run_id)
+    return run_id if shown == run_id else f"{shown} #{_slow_digest(run_id)}"
+
+
+@functools.lru_cache(maxsize=256)
+def _slow_digest(text: str) -> str:
+    return hashlib.pbkdf2_hmac("sha256", text.encode(), b"vyapar alert store run id", 100_000)[:8].hex()
 
 
 @dataclass(frozen=True)
@@ -721,6 +742,7 @@ class AlertStore:
     # ------------------------------------------------------------------ dbt duration baselines
     def record_duration(self, node_id: str, seconds: float, run_id: str) -> None:
         """Remember a successful dbt node duration (one per run; a retried run keeps its latest)."""
+        run_id = run_key(run_id)
         with self.engine.begin() as conn:
             conn.execute(
                 sa.delete(self.durations).where(self.durations.c.node_id == node_id, self.durations.c.run_id == run_id)
@@ -762,6 +784,7 @@ class AlertStore:
 
     def mark_slow_alerted(self, run_id: str, node_id: str) -> bool:
         """True the first time a (run, node) is marked: so a slow node is alerted once per run."""
+        run_id = run_key(run_id)
         try:
             with self.engine.begin() as conn:
                 conn.execute(
@@ -778,6 +801,7 @@ class AlertStore:
         finished_at: float | None = None, try_number: int | None = None,
     ) -> None:  # fmt: skip
         """Remember one dbt node result (every status, every try)."""
+        run_id = run_key(run_id)
         with self.engine.begin() as conn:
             conn.execute(
                 sa.insert(self.node_results).values(
@@ -803,6 +827,7 @@ class AlertStore:
             return conn.execute(query).scalar()
 
     def was_slow_alerted(self, run_id: str, node_id: str) -> bool:
+        run_id = run_key(run_id)
         with self.engine.connect() as conn:
             return conn.execute(
                 sa.select(sa.func.count()).select_from(self.slow_alerted)
@@ -811,7 +836,9 @@ class AlertStore:
 
     # ------------------------------------------------------------------ task and DAG incidents
     def record_task_alert(self, dag_id: str, run_id: str, task_id: str, result: EnqueueResult, dedup_key: str) -> None:
-        """Remember where a failed task's alert went (its own incident, or the upstream one it folded into)."""
+        """Remember where a failed task's alert went (its own incident, or the upstream one it folded into). The key is
+        kept as the incidents keep theirs (redacted), so the DAG-level alert folds into them."""
+        run_id, dedup_key = run_key(run_id), redact(dedup_key)
         with self.engine.begin() as conn:
             incident_key = None
             if result.incident_id is not None:
@@ -827,7 +854,7 @@ class AlertStore:
 
     def has_task_alert(self, dag_id: str, run_id: str, task_id: str) -> bool:
         """Whether a failure of this task instance was already alerted (by its callback or the reconciler)."""
-        t = self.task_alerts
+        t, run_id = self.task_alerts, run_key(run_id)
         with self.engine.connect() as conn:
             return conn.execute(
                 sa.select(sa.func.count()).select_from(t)
@@ -836,7 +863,7 @@ class AlertStore:
 
     def task_alert_keys(self, dag_id: str, run_id: str) -> list[str]:
         """The incident keys failed tasks of a DAG run alerted under (their own and the ones they folded into)."""
-        t = self.task_alerts
+        t, run_id = self.task_alerts, run_key(run_id)
         with self.engine.connect() as conn:
             rows = conn.execute(
                 sa.select(t.c.dedup_key, t.c.incident_key).where(t.c.dag_id == dag_id, t.c.run_id == run_id).order_by(t.c.id)
