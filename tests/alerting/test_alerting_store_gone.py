@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 
@@ -55,3 +56,41 @@ def test_raise_alert_without_its_store_logs_the_alert_and_delivers_it_directly(h
 
     # The next alert is stored again, where the other processes look.
     assert raise_alert(failed_run(dedup_key="failed_run:next", subject="next")).status == "open"
+
+
+def test_an_alert_sent_without_its_store_or_its_config_is_logged_and_sent_redacted(harness, caplog, monkeypatch):
+    """The store is gone and the config cannot complete the alert either (its error echoes a secret value): the log
+    (tracebacks included), the Slack message and the email carry no secret of the alert or of either error."""
+    from include.vyapar.alerting import incidents
+    from include.vyapar.alerting.config import AlertingConfigError
+    from include.vyapar.alerting.delivery import build_senders
+
+    password, run_secret, token = "pw-" + "Zq7" * 5, "s3cr3t-" + "r" * 10, "gh" + "p_" + "T0k3n" * 7 + "x"
+
+    def config_that_fails():
+        raise AlertingConfigError(f"alerting.yaml: links.runbook_base_url: not postgresql://etl:{password}@warehouse")
+
+    # Setting up the senders imports Airflow's providers, whose logging set-up replaces the root logger's handlers
+    # (pytest's capture among them) the first time in a process: do it first, then capture again.
+    build_senders(harness.store.config)
+    if caplog.handler not in logging.getLogger().handlers:
+        logging.getLogger().addHandler(caplog.handler)
+    store = get_store()
+    store.enqueue(failed_run(dedup_key="failed_run:before", subject="before the deletion"))
+    _delete_store(store)
+    monkeypatch.setattr(incidents, "get_config", config_that_fails)
+    alert = failed_run(
+        severity="high", subject=f"vyapar_marts: push failed with {token}", run_id=f"manual__PGPASSWORD={run_secret}",
+        error=f"could not connect to postgresql://etl:{password}@warehouse:5432/vyapar",
+    )  # fmt: skip
+
+    with caplog.at_level(logging.DEBUG):
+        result = raise_alert(alert)
+
+    assert result.status == "direct"
+    assert "ALERT NOT STORED" in caplog.text and "could not complete the alert" in caplog.text
+    [message], [email] = harness.slack.messages, harness.smtp.messages  # still delivered, directly
+    sent = json.dumps([message.text, message.blocks]) + email["Subject"] + "".join(harness.smtp.parts(email))
+    assert "push failed with" in sent and "manual__PGPASSWORD=" in sent
+    for secret in (password, run_secret, token):
+        assert secret not in caplog.text and secret not in sent

@@ -329,6 +329,7 @@ def deliver_directly(alert: Alert, why: str, config: AlertingConfig | None = Non
     """Send an alert the store could not take straight to its routed destinations: one attempt each, no outbox
     (so no retry and no deduplication). Returns channel -> "sent" or the error; never raises."""
     outcomes: dict[str, str] = {}
+    why = redact(why)  # it goes into the message's note
     try:
         config = config or get_config()
         senders = build_senders(config)

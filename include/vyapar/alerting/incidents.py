@@ -13,6 +13,8 @@ from datetime import datetime
 from include.vyapar.alerting.alert import Alert
 from include.vyapar.alerting.config import get_config
 from include.vyapar.alerting.delivery import deliver_directly, deliver_soon
+from include.vyapar.alerting.formatting import redacted
+from include.vyapar.alerting.redaction import redact
 from include.vyapar.alerting.store import DIRECT, FOLDED, OPEN, EnqueueResult, enriched, get_store
 
 log = logging.getLogger(__name__)
@@ -28,7 +30,10 @@ def raise_alert(
         result = store.enqueue(alert, upstream_keys)
     except Exception as exc:  # noqa: BLE001 — the store is gone or unreachable: the alert must still get out
         return _without_store(alert, exc)
-    log.info("alert %s (%s): %s%s", alert.dedup_key, alert.subject, result.status, f" — {result.reason}" if result.reason else "")
+    log.info(
+        "alert %s (%s): %s%s", redact(alert.dedup_key), redact(alert.subject), result.status,
+        f" — {result.reason}" if result.reason else "",
+    )  # fmt: skip
     if share_fold and result.status == FOLDED and result.incident_id is not None and alert.node_id:
         try:
             store.share_folded(result.incident_id)
@@ -61,7 +66,7 @@ def resolve(key: str, subject: str, *, kick: bool = True, **fields: object) -> E
             return None
         result = store.enqueue(Alert(kind="recovered", subject=subject, recovery_of=key, **fields))  # type: ignore[arg-type]
     except Exception as exc:  # noqa: BLE001 — without the store nobody knows whether the incident is open
-        log.error("ALERT RECOVERY NOT STORED (%s: %s): %s — %s", type(exc).__name__, exc, key, subject)
+        log.error("ALERT RECOVERY NOT STORED (%s): %s — %s", _described(exc), redact(key), redact(subject))
         return None
     log.info("recovery of %s: %s", key, result.status)
     if kick and result.delivery_ids:
@@ -69,12 +74,18 @@ def resolve(key: str, subject: str, *, kick: bool = True, **fields: object) -> E
     return result
 
 
+def _described(exc: BaseException) -> str:
+    """An exception as one redacted line: its text may carry a connection URL or the alert itself."""
+    return redact(f"{type(exc).__name__}: {exc}")
+
+
 def _without_store(alert: Alert, exc: BaseException) -> EnqueueResult:
-    why = f"{type(exc).__name__}: {exc}"
+    why = _described(exc)
+    alert = redacted(alert)  # first: whatever fails next, only the redacted alert is logged or sent
     try:
         alert = enriched(alert, get_config())
-    except Exception:  # noqa: BLE001 — an unreadable config: send what we have
-        log.exception("could not complete the alert from the alerting config")
+    except Exception as config_exc:  # noqa: BLE001 — an unreadable config: send what we have
+        log.error("could not complete the alert from the alerting config (%s); sending it as it is", _described(config_exc))
     log.error(
         "ALERT NOT STORED (%s); delivering it directly. %s [%s, %s] dag=%s task=%s run=%s\n%s\n%s",
         why, alert.subject, alert.kind, alert.severity, alert.dag_id, alert.task_id, alert.run_id, alert.summary,
@@ -82,7 +93,7 @@ def _without_store(alert: Alert, exc: BaseException) -> EnqueueResult:
     )  # fmt: skip
     outcomes = deliver_directly(alert, why)
     delivered = sorted(channel for channel, outcome in outcomes.items() if outcome == "sent")
-    failed = {channel: outcome for channel, outcome in outcomes.items() if outcome != "sent"}
+    failed = {channel: redact(outcome) for channel, outcome in outcomes.items() if outcome != "sent"}
     (log.error if failed or not delivered else log.warning)(
         "alert %s sent directly to %s; failed: %s", alert.dedup_key, ", ".join(delivered) or "nothing", failed or "none"
     )
