@@ -6,6 +6,7 @@ import pytest
 import yaml
 
 from include.vyapar.alerting import config as alerting_config
+from include.vyapar.alerting.alert import Alert
 from include.vyapar.alerting.config import AlertingConfigError, load_alerting_config
 from include.vyapar.alerting.router import route_for
 
@@ -67,6 +68,39 @@ def test_links_come_from_the_environment_when_set(monkeypatch):
     config = load_alerting_config()
     assert config.links.airflow_base_url == "https://airflow.vyaparbazaar.example"
     assert config.runbook_url("stale_data") == "https://airflow.vyaparbazaar.example/vyapar-health/runbooks#stale-data"
+
+
+def _links_of_every_kind(harness) -> dict[str, str]:
+    """The links the alerting code builds: task log and DAG run (reconciler, DAG failure callback), runbook, health."""
+    from include.vyapar.alerting import callbacks, reconciler, weekly
+
+    alerting_config.get_config.cache_clear()
+    task_alert, _ = reconciler.task_failure_alert("vyapar_marts", "manual__1", "marts.x", 1, None, None, "killed")
+    run_alert, _ = reconciler.dag_run_failure_alert("vyapar_marts", "manual__1", ["marts.x"])
+    callbacks.on_dag_failure({"dag": type("Dag", (), {"dag_id": "vyapar_marts"})(), "run_id": "manual__2"})
+    stored = [a for a in harness.store.list_alerts() if a["dedup_key"] == "failed_run:dag:vyapar_marts"][-1]
+    return {
+        "task log": task_alert.links["Task log"],
+        "DAG run (reconciler)": run_alert.links["DAG run"],
+        "DAG run (callback)": Alert.from_json(stored["payload"]).links["DAG run"],
+        "runbook": alerting_config.get_config().runbook_url("failed_run"),
+        "health": weekly.health_url(),
+    }
+
+
+def test_every_link_in_an_alert_starts_at_the_one_platform_base_url(harness, monkeypatch):
+    """Airflow's [api] base_url first (a sub-path kept), else VYAPAR_AIRFLOW_BASE_URL, else alerting.yaml's value:
+    the same for the task log, the DAG run, the runbook and the health view."""
+    harness.reconfigure(links={"airflow_base_url": "http://from-the-file:8080"})  # runbooks: the platform's own page
+    monkeypatch.setenv("VYAPAR_AIRFLOW_BASE_URL", "http://from-vyapar-env:8080")
+    monkeypatch.setenv("AIRFLOW__API__BASE_URL", "https://data.vyaparbazaar.example/airflow/")
+    for what, link in _links_of_every_kind(harness).items():
+        assert link.startswith("https://data.vyaparbazaar.example/airflow/"), (what, link)
+        assert "//dags" not in link and "//vyapar-health" not in link, (what, link)
+
+    monkeypatch.delenv("AIRFLOW__API__BASE_URL")
+    for what, link in _links_of_every_kind(harness).items():
+        assert link.startswith("http://from-vyapar-env:8080/"), (what, link)
 
 
 def test_runbook_links_open_for_the_recipient(monkeypatch):
