@@ -16,7 +16,10 @@ import pytest
 
 from include.vyapar import settings
 from include.vyapar.alerting.alert import Alert
+from include.vyapar.alerting.callbacks import data_as_of
+from include.vyapar.alerting.config import load_alerting_config
 from include.vyapar.alerting.formatting import local_time
+from include.vyapar.alerting.store import AlertStore
 from tests.alerting_e2e.conftest import run_id_of, task_instance, text_of, wait_for
 from tests.dags.conftest import dags_test
 
@@ -215,3 +218,13 @@ def test_a_failed_incremental_delete_insert_rolls_back_whole(tmp_path):
     assert "delete from" in (project / "target" / "run" / "rollback_probe" / "models" / "orders_incremental.sql").read_text()
     with duckdb.connect(str(warehouse), read_only=True) as con:
         assert con.execute("select id, amount from main.orders_incremental order by id").fetchall() == [(1, 10), (2, 20), (3, 30)]
+
+
+def test_a_model_that_never_built_says_so_and_a_built_one_gives_its_last_success(tmp_path):
+    store = AlertStore(f"sqlite:///{tmp_path / 'alerts.sqlite'}", config=load_alerting_config())
+    node = _node_id("mart_daily_sales")
+    store.record_node_result(node, "model", "error", 1.0, run_id="manual__1", finished_at=1_796_000_000.0)
+    assert data_as_of(store, node) == "no successful build yet"
+    store.record_node_result(node, "model", "success", 1.0, run_id="manual__2", finished_at=1_796_003_600.0)
+    store.record_node_result(node, "model", "error", 1.0, run_id="manual__3", finished_at=1_796_090_000.0)
+    assert data_as_of(store, node) == local_time(1_796_003_600.0) == "2026-11-30 07:23:20 IST"

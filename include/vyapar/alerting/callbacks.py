@@ -248,12 +248,12 @@ def data_as_of(store: AlertStore, node_id: str) -> str:
 
 def _dag_data_as_of(store: AlertStore, dag: Any, run_id: str) -> str:
     """A failed layer run: the oldest last good build among the DAG's models this run did not rebuild."""
+    tasks = getattr(dag, "tasks", ())
+    dbt_nodes = [(getattr(task, "extra_context", None) or {}).get("dbt_node_config") or {} for task in tasks]
+    if not any(dbt_nodes):
+        return ""
     manifest = lineage.manifest()
-    nodes = dict.fromkeys(
-        node_id for task in getattr(dag, "tasks", ())
-        if (node_id := ((getattr(task, "extra_context", None) or {}).get("dbt_node_config") or {}).get("unique_id"))
-        and manifest.resource_type(node_id) in lineage.BUILT
-    )  # fmt: skip
+    nodes = dict.fromkeys(n["unique_id"] for n in dbt_nodes if manifest.resource_type(n.get("unique_id", "")) in lineage.BUILT)
     stale: dict[str, float | None] = {}
     for node_id in nodes:
         finished_at, good_run = _last_good_build(store, node_id)
