@@ -81,10 +81,14 @@ def platform_base_url(configured: str | None = None) -> str:
     """Where the reader of an alert reaches this platform, for every link in it (task log, DAG run, runbooks, health
     view): Airflow's `[api] base_url` (AIRFLOW__API__BASE_URL, a sub-path included), else VYAPAR_AIRFLOW_BASE_URL,
     else `configured` (alerting.yaml's links.airflow_base_url), else http://localhost:8080. No trailing slash."""
-    from airflow.configuration import conf
+    try:
+        from airflow.configuration import conf
 
+        api_base_url = conf.get("api", "base_url", fallback=None)
+    except Exception:  # noqa: BLE001 — Airflow fails to import here (its logging config): the alert still gets out
+        api_base_url = os.environ.get("AIRFLOW__API__BASE_URL")
     return (
-        conf.get("api", "base_url", fallback=None)
+        api_base_url
         or os.environ.get("VYAPAR_AIRFLOW_BASE_URL")
         or configured
         or DEFAULT_AIRFLOW_BASE_URL
