@@ -21,6 +21,16 @@ def _delete_store(store: AlertStore) -> None:
     assert not database.exists()
 
 
+def _capture_from_now(harness, caplog) -> None:
+    """Setting up the senders imports Airflow's providers, whose logging set-up replaces the root logger's handlers
+    (pytest's capture among them) the first time in a process: do it first, then capture again."""
+    from include.vyapar.alerting.delivery import build_senders
+
+    build_senders(harness.store.config)
+    if caplog.handler not in logging.getLogger().handlers:
+        logging.getLogger().addHandler(caplog.handler)
+
+
 def test_a_deleted_sqlite_store_raises_instead_of_taking_the_alert(harness):
     store = get_store()
     store.enqueue(failed_run(dedup_key="failed_run:before", subject="before the deletion"))  # the store is in use
@@ -38,6 +48,7 @@ def test_a_deleted_sqlite_store_raises_instead_of_taking_the_alert(harness):
 
 
 def test_raise_alert_without_its_store_logs_the_alert_and_delivers_it_directly(harness, caplog):
+    _capture_from_now(harness, caplog)
     store = get_store()
     store.enqueue(failed_run(dedup_key="failed_run:before", subject="before the deletion"))
     _delete_store(store)
@@ -63,18 +74,13 @@ def test_an_alert_sent_without_its_store_or_its_config_is_logged_and_sent_redact
     (tracebacks included), the Slack message and the email carry no secret of the alert or of either error."""
     from include.vyapar.alerting import incidents
     from include.vyapar.alerting.config import AlertingConfigError
-    from include.vyapar.alerting.delivery import build_senders
 
     password, run_secret, token = "pw-" + "Zq7" * 5, "s3cr3t-" + "r" * 10, "gh" + "p_" + "T0k3n" * 7 + "x"
 
     def config_that_fails():
         raise AlertingConfigError(f"alerting.yaml: links.runbook_base_url: not postgresql://etl:{password}@warehouse")
 
-    # Setting up the senders imports Airflow's providers, whose logging set-up replaces the root logger's handlers
-    # (pytest's capture among them) the first time in a process: do it first, then capture again.
-    build_senders(harness.store.config)
-    if caplog.handler not in logging.getLogger().handlers:
-        logging.getLogger().addHandler(caplog.handler)
+    _capture_from_now(harness, caplog)
     store = get_store()
     store.enqueue(failed_run(dedup_key="failed_run:before", subject="before the deletion"))
     _delete_store(store)
