@@ -246,14 +246,16 @@ def data_as_of(store: AlertStore, node_id: str) -> str:
     return local_time(finished_at) if finished_at else NEVER_BUILT
 
 
-def _dag_data_as_of(store: AlertStore, dag: Any, run_id: str) -> str:
-    """A failed layer run: the oldest last good build among the DAG's models this run did not rebuild."""
-    tasks = getattr(dag, "tasks", ())
-    dbt_nodes = [(getattr(task, "extra_context", None) or {}).get("dbt_node_config") or {} for task in tasks]
-    if not any(dbt_nodes):
+def layer_data_as_of(store: AlertStore, task_ids: list[str], run_id: str) -> str:
+    """A failed layer run: the oldest last good build among its models (by task id) that this run did not rebuild."""
+    dbt_task_ids = [task_id for task_id in task_ids if task_id.startswith("dbt.")]
+    if not dbt_task_ids:
         return ""
-    manifest = lineage.manifest()
-    nodes = dict.fromkeys(n["unique_id"] for n in dbt_nodes if manifest.resource_type(n.get("unique_id", "")) in lineage.BUILT)
+    manifest = lineage.manifest()  # task ids, not operators: a DAG callback may get a serialized DAG (`dags test`)
+    nodes = dict.fromkeys(
+        node_id for task_id in dbt_task_ids
+        if (node_id := lineage.node_for_task(task_id, manifest)) and manifest.resource_type(node_id) in lineage.BUILT
+    )  # fmt: skip
     stale: dict[str, float | None] = {}
     for node_id in nodes:
         finished_at, good_run = _last_good_build(store, node_id)
@@ -406,7 +408,7 @@ def on_dag_failure(context: Any) -> None:
     keys = store.task_alert_keys(dag.dag_id, run_id)
     config = get_config()
     base = config.links.airflow_base_url.rstrip("/")
-    as_of = _dag_data_as_of(store, dag, run_id)
+    as_of = layer_data_as_of(store, [task.task_id for task in getattr(dag, "tasks", ())], run_id)
     alert = Alert(
         kind="failed_run",
         subject=f"{dag.dag_id}: DAG run failed",
