@@ -109,7 +109,7 @@ def _build_rootfs(stand_in: StandIn, tar: Path, rootfs_tag: str, log) -> None:
           *(f"--aptopt={opt}" for opt in APT_OPTIONS), *_user_hook(stand_in.users),
           "--customize-hook=rm -rf \"$1\"/var/lib/apt/lists/* \"$1\"/var/cache/apt/*.bin",
           SUITE, str(tar), str(APT_SOURCES)], log)  # fmt: skip
-    _run(["podman", "import", "--change", "CMD [\"/bin/bash\"]", str(tar), rootfs_tag], log)
+    _run(["podman", "import", "--change", 'CMD ["/bin/bash"]', str(tar), rootfs_tag], log)
     tar.unlink()
 
 
@@ -119,9 +119,10 @@ def build(stand_in: StandIn, log_dir: Path) -> float:
     content = stand_in.content_hash()
     rootfs_tag = f"localhost/vyapar-standin-rootfs-{stand_in.name}:{stand_in.rootfs_hash()}"
     log_dir.mkdir(parents=True, exist_ok=True)
-    with open(log_dir / f"{stand_in.name}.log", "w", encoding="utf-8") as log, tempfile.TemporaryDirectory(
-        prefix=f"standin-{stand_in.name}-", dir="/var/tmp"
-    ) as tmp:
+    with (
+        open(log_dir / f"{stand_in.name}.log", "w", encoding="utf-8") as log,
+        tempfile.TemporaryDirectory(prefix=f"standin-{stand_in.name}-", dir="/var/tmp") as tmp,
+    ):
         tar = Path(tmp) / "rootfs.tar"
         if subprocess.run(["podman", "image", "exists", rootfs_tag], check=False).returncode != 0:
             _build_rootfs(stand_in, tar, rootfs_tag, log)
@@ -137,7 +138,7 @@ def ensure(names: list[str] | None = None, log_dir: Path | None = None) -> dict[
     todo = [s for s in wanted if not is_current(s)]
     timings = {s.name: 0.0 for s in wanted}
     with ThreadPoolExecutor(max_workers=max(1, len(todo))) as pool:
-        for stand_in, seconds in zip(todo, pool.map(lambda s: build(s, log_dir), todo)):
+        for stand_in, seconds in zip(todo, pool.map(lambda s: build(s, log_dir), todo), strict=True):
             timings[stand_in.name] = seconds
     return timings
 

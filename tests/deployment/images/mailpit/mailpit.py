@@ -10,10 +10,9 @@ import os
 import signal
 import sys
 import threading
-import time
 import urllib.request
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email.utils import getaddresses
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -50,7 +49,7 @@ def store(raw: bytes, envelope_to: list[str]) -> dict:
         "Bcc": [],
         "ReplyTo": _addresses(msg.get_all("Reply-To", [])),
         "Subject": str(msg.get("Subject", "")),
-        "Created": datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "Created": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
         "Date": str(msg.get("Date", "")),
         "Tags": [],
         "Size": len(raw),
@@ -65,8 +64,22 @@ def store(raw: bytes, envelope_to: list[str]) -> dict:
     return record
 
 
-SUMMARY = ("ID", "MessageID", "Read", "From", "To", "Cc", "Bcc", "ReplyTo", "Subject", "Created", "Tags", "Size",
-           "Attachments", "Snippet")
+SUMMARY = (
+    "ID",
+    "MessageID",
+    "Read",
+    "From",
+    "To",
+    "Cc",
+    "Bcc",
+    "ReplyTo",
+    "Subject",
+    "Created",
+    "Tags",
+    "Size",
+    "Attachments",
+    "Snippet",
+)
 DETAIL = ("ID", "MessageID", "From", "To", "Cc", "Bcc", "ReplyTo", "Subject", "Date", "Tags", "Text", "HTML", "Size")
 
 
@@ -94,10 +107,19 @@ class Api(BaseHTTPRequestHandler):
             return self._send(200, b"ok", "text/plain")
         if path == "/api/v1/messages":
             listed = [{k: m[k] for k in SUMMARY} for m in messages]
-            return self._json({"total": len(listed), "unread": len(listed), "count": len(listed),
-                               "messages_count": len(listed), "start": 0, "tags": [], "messages": listed})
+            return self._json(
+                {
+                    "total": len(listed),
+                    "unread": len(listed),
+                    "count": len(listed),
+                    "messages_count": len(listed),
+                    "start": 0,
+                    "tags": [],
+                    "messages": listed,
+                }
+            )
         if path.startswith("/api/v1/message/"):
-            rest = path[len("/api/v1/message/"):]
+            rest = path[len("/api/v1/message/") :]
             ident, _, what = rest.partition("/")
             found = next((m for m in messages if m["ID"] == ident), None)
             if found is None:
@@ -155,5 +177,7 @@ if __name__ == "__main__":
     if args[:1] in (["readyz"], ["livez"]):
         sys.exit(readyz())
     if args and args[0] not in ("--",):
-        print(f"mailpit stand-in: unknown arguments {args} (this stand-in runs the server or `readyz`)", file=sys.stderr)
+        print(
+            f"mailpit stand-in: unknown arguments {args} (this stand-in runs the server or `readyz`)", file=sys.stderr
+        )
     serve()
