@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,6 +35,8 @@ IS_POSTGRES = DBT_TARGET == "postgres"
 WAREHOUSE_CONN_ID = os.environ.get("VYAPAR_WAREHOUSE_CONN_ID", "vyapar_warehouse")
 # A file beside the warehouse: whoever holds it is the one process writing DuckDB.
 WAREHOUSE_LOCK_PATH = _path("VYAPAR_WAREHOUSE_LOCK", DUCKDB_PATH.with_suffix(".lock"))
+# THE declaration of every DAG (include/vyapar/pipeline/schedules.py loads it).
+SCHEDULES_FILE = _path("VYAPAR_SCHEDULES_FILE", REPO_ROOT / "include" / "vyapar" / "pipeline" / "schedules.yaml")
 # Warehouse snapshots (include/vyapar/data/snapshots.py): the newest SNAPSHOT_KEEP are kept, so their disk is
 # bounded by that many times the warehouse file.
 SNAPSHOT_DIR = _path("VYAPAR_SNAPSHOT_DIR", DUCKDB_PATH.parent / "snapshots")
@@ -134,6 +138,29 @@ def connection_variables() -> dict[str, str]:
 def environment() -> dict[str, str]:
     """A copy of the whole environment, for the code that judges a deployment's settings together (deploy preflight)."""
     return dict(os.environ)
+
+
+def setting(var: str, default: str = "") -> str:
+    """One variable read when called, for a knob that a test or a DAG run may change after import."""
+    return os.environ.get(var) or default
+
+
+def warehouse_lock_path() -> Path:
+    """The DuckDB writer lock, read when called (a test or a bench points it at its own warehouse)."""
+    return _path("VYAPAR_WAREHOUSE_LOCK", DUCKDB_PATH.with_suffix(".lock"))
+
+
+@contextmanager
+def dbt_environment() -> Iterator[dict[str, str]]:
+    """This process's environment with dbt_env() applied (in-process dbt reads env_var()), restored afterwards;
+    yields a copy of it."""
+    saved = dict(os.environ)
+    os.environ.update(dbt_env())
+    try:
+        yield dict(os.environ)
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
 
 
 def subprocess_env(**extra: str) -> dict[str, str]:

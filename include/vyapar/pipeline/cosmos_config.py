@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import airflow  # noqa: F401  -- must be imported before cosmos.constants (circular import otherwise)
@@ -104,7 +103,7 @@ def invocation_mode_name() -> str:
 
 
 def _choice(var: str, choices: dict, default: str) -> str:
-    value = (os.environ.get(var) or default).strip().lower()
+    value = settings.setting(var, default).strip().lower()
     if value not in choices:
         raise ValueError(f"{var}={value!r}: expected one of {', '.join(choices)}")
     return value

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -37,7 +36,7 @@ def compile_manifest() -> float:
     started = time.monotonic()
     cmd = dbt_command("parse", "--quiet", "--target-path", str(settings.DBT_MANIFEST_PATH.parent), serialized=False)
     proc = subprocess.run(
-        cmd, env={**os.environ, **settings.dbt_cli_env(connect=False)}, capture_output=True, text=True, check=False
+        cmd, env=settings.subprocess_env(**settings.dbt_cli_env(connect=False)), capture_output=True, text=True, check=False
     )
     if proc.returncode != 0:
         raise RuntimeError(f"dbt parse failed:\n{proc.stdout}{proc.stderr}")

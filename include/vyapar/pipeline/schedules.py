@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
-SCHEDULES_PATH = Path(os.environ.get("VYAPAR_SCHEDULES_FILE") or Path(__file__).with_name("schedules.yaml"))
+from include.vyapar import settings
+
+SCHEDULES_PATH = settings.SCHEDULES_FILE
 
 _ENTRY_KEYS = {"name", "cron", "select", "owner", "priority", "tags", "doc", "lands_raw_batch", "snapshot_before"}
 _WATCHER_KEYS = {"name", "cron", "run", "owner", "tags", "doc"}

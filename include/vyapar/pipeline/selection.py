@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import string
 import subprocess
@@ -70,7 +69,7 @@ def resolve_selector(selector_args: list[str]) -> list[str]:
             "--output-keys", "source_name",
             "--select", *selector_args, serialized=False,
         )  # fmt: skip
-        env = {**os.environ, **settings.dbt_cli_env(connect=False)}
+        env = settings.subprocess_env(**settings.dbt_cli_env(connect=False))
         proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600, check=False)
     if proc.returncode != 0:
         raise InvalidSelectorError(

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import fcntl
 import logging
-import os
 import queue
 import threading
 from collections.abc import Callable
@@ -40,7 +39,7 @@ def warehouse_lock(path: Path | None = None, *, wait: bool = True):
     if settings.IS_POSTGRES:
         yield
         return
-    path = Path(path or os.environ.get("VYAPAR_WAREHOUSE_LOCK") or settings.WAREHOUSE_LOCK_PATH)
+    path = Path(path or settings.warehouse_lock_path())
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a") as handle:
         try:

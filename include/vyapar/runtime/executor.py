@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import importlib
 import logging
-import os
 import shutil
 import sys
 import tempfile
@@ -75,12 +74,10 @@ def warm_up_dbt() -> float | None:
         from dbt.cli.main import dbtRunner
 
         started = time.perf_counter()
-        saved_env = dict(os.environ)
-        with tempfile.TemporaryDirectory(prefix="vyapar-dbt-warmup-") as tmp:
+        with tempfile.TemporaryDirectory(prefix="vyapar-dbt-warmup-") as tmp, settings.dbt_environment() as env:
             partial = settings.DBT_PROJECT_DIR / "target" / "partial_parse.msgpack"
             if partial.exists():
                 shutil.copyfile(partial, Path(tmp) / partial.name)
-            os.environ.update(settings.dbt_env())
             try:
                 args = dbt_command(
                     "parse", "--target-path", tmp, "--log-path", tmp, "--quiet", "--no-static-parser", serialized=False
@@ -88,10 +85,8 @@ def warm_up_dbt() -> float | None:
                 result = dbtRunner().invoke(args[1:])
                 if result.success:
                     # the task processes' first dbt invocation starts from it when the project is unchanged
-                    warm_manifest.keep(result.result, args[1:], dict(os.environ), settings.DBT_PROJECT_DIR)
+                    warm_manifest.keep(result.result, args[1:], env, settings.DBT_PROJECT_DIR)
             finally:
-                os.environ.clear()
-                os.environ.update(saved_env)
                 reset_adapters()
         if not result.success:
             log.warning("WarmLocalExecutor: dbt parse failed while warming up (%s)", result.exception)

@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import functools
 import logging
-import os
 from collections.abc import Callable
 from typing import Any
 
+from include.vyapar import settings
 from include.vyapar.runtime import warm_manifest
 from include.vyapar.runtime.dbt_in_process import EventRelay, warehouse_lock
 
@@ -52,7 +52,7 @@ def invoke(command: list[str], env: dict[str, str], cwd: str, callbacks: list[Ca
     args = command[1:]
     if not args or args[0] not in _USE_MANIFEST:
         return None
-    manifest = warm_manifest.take(args, {**os.environ, **env}, cwd)
+    manifest = warm_manifest.take(args, settings.subprocess_env(**env), cwd)
     if manifest is None:
         return None
     # the command line in the task's log, as Cosmos' run_command writes it
