@@ -101,3 +101,31 @@ def test_crash_recovery_and_an_older_schema_on_postgres(postgres_store, harness,
     assert flush(store=store, now=later + 30).already_sent == 1
     assert len(harness.slack.messages) == 1
     store.engine.dispose()
+
+
+def test_a_forked_child_never_uses_its_parents_pooled_connections(postgres_store):
+    """The executor forks task processes from the scheduler, whose sweeper has the store open. A child that took
+    its parent's pooled connection shared one socket with it: a query then waited forever (seen in the real
+    containers: the restarted scheduler hung in the listener's has_open_incident)."""
+    import os
+
+    store = postgres_store
+    store.enqueue(failed_run())
+    assert store.engine.pool.checkedin() >= 1  # the parent's connection, idle in its pool
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: its pool starts empty, and it queries on a connection of its own
+        try:
+            inherited = store.engine.pool.checkedin()
+            ok = all(store.has_open_incident(failed_run().dedup_key) for _ in range(20))
+            os.write(write, f"{inherited} {ok}".encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    for _ in range(20):  # the parent goes on using its own connection meanwhile
+        assert store.has_open_incident(failed_run().dedup_key)
+    os.waitpid(pid, 0)
+    answer = os.read(read, 100).decode()
+    os.close(read)
+    assert answer == "0 True", answer
+    assert store.has_open_incident(failed_run().dedup_key)  # the parent's connection still works

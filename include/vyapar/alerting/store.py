@@ -9,9 +9,11 @@ import functools
 import hashlib
 import json
 import logging
+import os
 import statistics
 import time
 import uuid
+import weakref
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -210,7 +212,27 @@ def _tables(metadata: sa.MetaData, prefix: str) -> dict[str, sa.Table]:
     )  # fmt: skip
 
 
+# Every engine of this process: a forked child (the executor forks task processes from the scheduler, where the
+# sweeper's store is open) must never use its parent's pooled connections: two processes on one socket desync the
+# protocol and a query waits forever (SQLAlchemy: "Using Connection Pools with Multiprocessing or os.fork()").
+_ENGINES: weakref.WeakSet[sa.Engine] = weakref.WeakSet()
+
+
+def _forget_parent_connections() -> None:
+    for engine in list(_ENGINES):
+        engine.dispose(close=False)  # the parent keeps its connections; the child opens its own
+
+
+os.register_at_fork(after_in_child=_forget_parent_connections)
+
+
 def _make_engine(url: str) -> sa.Engine:
+    engine = _new_engine(url)
+    _ENGINES.add(engine)
+    return engine
+
+
+def _new_engine(url: str) -> sa.Engine:
     if "duckdb" in url.split(":", 1)[0] or str(settings.DUCKDB_PATH) in url:
         raise ValueError("the alert store must never live in the DuckDB warehouse (a single-writer file)")
     if not url.startswith("sqlite"):
