@@ -142,15 +142,17 @@ def test_the_sensors_of_a_run_share_their_reads_and_read_the_board_again_once_th
         assert reads["board"] == 1 and reads["per_key"] == 0  # one read for twenty sensors
         asyncio.run(poll_all())
         assert reads["board"] == 1  # within BOARD_TTL
+        assert reads["producer"] == 1  # the board is read once the producer runs: one read of its state for twenty
         state["producer"] = "success"
         state["board"][STATUS] = {"status": "success", "outlet_uris": ["x"]}
+        Counting._producer_states.pop(triggers[0]._run_key)  # PRODUCER_STATE_TTL has passed
 
         async def producer_then_status():
             await asyncio.gather(*(t._get_producer_task_status() for t in triggers))
             return await poll_all()
 
         values = asyncio.run(producer_then_status())
-        assert reads["producer"] == 1  # one read for twenty sensors too
+        assert reads["producer"] == 2  # one read for twenty sensors again
         assert reads["board"] == 2 and values[0]["outlet_uris"] == ["x"]  # the board as of the producer's end
         assert asyncio.run(triggers[0].get_xcom_val("task_status")) is None and reads["per_key"] == 1
     finally:
@@ -168,6 +170,9 @@ def test_shared_reads_space_out_with_the_age_of_the_build():
         async def get_xcom_val_af3(self, key):
             reads.append(time.monotonic())
             return {}
+
+        async def _get_producer_task_status(self):
+            return "running"
 
     trigger = Counting(model_unique_id="model.vyaparbazaar.m", producer_task_id="dbt.dbt_producer_watcher",
                        dag_id="d", run_id=f"age{time.monotonic()}", map_index=-1, poke_interval=1)  # fmt: skip

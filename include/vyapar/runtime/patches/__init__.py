@@ -48,6 +48,7 @@ PATCHES = (
           ("astronomer-cosmos", "apache-airflow-task-sdk")),  # fmt: skip
     Patch("watcher_trigger", "https://github.com/astronomer/astronomer-cosmos/issues/2811",
           ("astronomer-cosmos", "apache-airflow-core", "apache-airflow-task-sdk")),  # fmt: skip
+    Patch("xcom_not_found_log", "https://github.com/apache/airflow/issues/73175", ("apache-airflow-task-sdk",)),
     Patch("smtp_plain_text", "no upstream issue filed: SmtpHook sends an HTML email without a text/plain part",
           ("apache-airflow-providers-smtp",)),  # fmt: skip
 )
@@ -101,6 +102,7 @@ def install_for_process(argv: list[str]) -> None:
         _module("dag_processor_parse_time").install()
     if "triggerer" in command:
         _module("triggerer_wake").install()
+        _module("xcom_not_found_log").install()
 
 
 def install_for_dags() -> None:

@@ -49,6 +49,8 @@ PLAN_TASK_ID = "plan_selection"  # dag_factory's task resolving a targeted run's
 # The polls of a run's sensors share two reads (the producer's state and its status board), at most every
 # PRODUCER_STATE_TTL / BOARD_TTL seconds.
 POKE_SECONDS = 0.5
+# The producer's states in which it has pushed no board yet (its TI's state as a string; None: not scheduled).
+PRODUCER_NOT_STARTED = frozenset({None, "none", "removed", "scheduled", "queued", "upstream_failed"})
 
 
 class TriggererWatcherTrigger(WatcherTrigger):
@@ -126,6 +128,10 @@ class TriggererWatcherTrigger(WatcherTrigger):
         return state
 
     async def _board(self) -> dict[str, Any] | None:
+        # No board before the producer runs (its pre_execute pushes the first): while it waits, a read was only an
+        # API request answered 404, which the Task SDK client logs as an error (xcom_not_found_log.py).
+        if await self._get_producer_task_status() in PRODUCER_NOT_STARTED:
+            return None
         # Once the producer is seen final, only a board read after that counts: its last push precedes its end.
         fresh_after = self._producer_final_at.get(self._run_key)
         _, board = await self._shared(
