@@ -25,6 +25,7 @@ import pytest
 import requests
 from cryptography.fernet import Fernet
 
+from include.vyapar.pipeline.schedules import load_schedules
 from tests.conftest import ARTIFACTS as ALL_ARTIFACTS
 from tests.deployment.compose_standin import (
     COMPOSE_FILE,
@@ -38,6 +39,10 @@ from tests.deployment.compose_standin import (
     read_env_file,
 )
 from tests.fakes.smtp_server import FakeSmtp
+
+# every DAG of the declaration, the watchers and the manual warehouse restore
+_SCHEDULES = load_schedules()
+ALL_DAGS = len(_SCHEDULES.all) + len(_SCHEDULES.watchers) + 1
 
 ENV_EXAMPLE = REPO_ROOT / ".env.example"
 ARTIFACTS = ALL_ARTIFACTS / "compose"
@@ -332,8 +337,8 @@ def test_stand_in_stack_is_healthy_and_the_api_wants_a_token(local_stack):
     assert requests.get(f"{base}/api/v2/dags", timeout=10).status_code == 401
     assert requests.post(f"{base}/auth/token", json={"username": "admin", "password": "airflow"}, timeout=10).status_code == 401
     api = _api(local_stack)
-    dags = _wait_for(lambda: (d := api.get("/dags", tags="vyaparbazaar", limit=100)["dags"]) and len(d) == 15 and d, 180,
-                     "the 15 DAGs")  # fmt: skip
+    dags = _wait_for(lambda: (d := api.get("/dags", tags="vyaparbazaar", limit=100)["dags"]) and len(d) == ALL_DAGS and d, 180,
+                     "every DAG")  # fmt: skip
     schedules = {d["dag_id"]: d["timetable_summary"] for d in dags}
     assert schedules["vyapar_sources"] == "5 * * * *" and schedules["vyapar_financial_metrics"] == "0 5 L * *"
     health = requests.get(f"{base}/api/v2/monitor/health", timeout=10).json()
@@ -346,7 +351,7 @@ def test_stand_in_stack_is_healthy_and_the_api_wants_a_token(local_stack):
 @pytest.mark.slow
 def test_triggered_runs_land_data_in_the_warehouse_and_alert_by_email(local_stack, smtp):
     api = _api(local_stack)
-    _wait_for(lambda: len(api.get("/dags", tags="vyaparbazaar", limit=100)["dags"]) == 15, 180, "the DAGs")
+    _wait_for(lambda: len(api.get("/dags", tags="vyaparbazaar", limit=100)["dags"]) == ALL_DAGS, 180, "the DAGs")
 
     # A bad selector fails the run at once (no retries) and the on-call gets an email from the catcher.
     failed = api.trigger("vyapar_staging", {"full_refresh": False, "select": "stg_no_such_model"})
@@ -466,7 +471,7 @@ def celery_stack(tmp_path_factory, smtp):
 @pytest.mark.slow
 def test_celery_profile_runs_dbt_on_the_postgres_warehouse_and_alerts_slack_and_email(celery_stack, smtp):
     api = _api(celery_stack)
-    _wait_for(lambda: len(api.get("/dags", tags="vyaparbazaar", limit=100)["dags"]) == 15, 180, "the DAGs")
+    _wait_for(lambda: len(api.get("/dags", tags="vyaparbazaar", limit=100)["dags"]) == ALL_DAGS, 180, "the DAGs")
     health = requests.get(f"{celery_stack.api_url}/api/v2/monitor/health", timeout=10).json()
     assert health["scheduler"]["status"] == "healthy"
     pools = {p["name"]: p["slots"] for p in api.get("/pools")["pools"]}
