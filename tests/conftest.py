@@ -44,7 +44,10 @@ XDIST_GROUPS = {
     "tests/runtime/": "airflow-layers",
     "tests/dbt/test_postgres_warehouse.py": "postgres",
     "tests/alerting/test_alerting_store.py": "postgres",
-    "tests/deployment/": "deployment",
+    # each a module of its own: the real containers, the compose stand-in, bin/start (the longest poles)
+    "tests/deployment/test_containers.py": "containers",
+    "tests/deployment/test_compose_stack.py": "compose-standin",
+    "tests/deployment/test_local_start.py": "bin-start",
     "tests/alerting_e2e/": "alerting-e2e",
     "tests/ui/": "ui",
     "tests/dbt/": "warehouse",
