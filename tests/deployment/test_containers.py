@@ -526,14 +526,6 @@ def test_scheduler_container_killed_mid_run_is_restarted_and_the_run_s_tasks_fin
     )
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason=(
-        "known defect, seen only in the real containers: after the scheduler container's restart, its main loop hangs in "
-        "the alerting listener (on_dag_run_success -> incidents.resolve -> AlertStore.has_open_incident) on a "
-        "PostgreSQL query that never returns, so the run whose tasks all finished is never marked (alerting's to fix)"
-    ),
-)
 def test_the_killed_run_is_marked_finished_after_the_restart(stack):
     api = Api(stack.api_url, stack.values["AIRFLOW_ADMIN_USERNAME"], stack.values["AIRFLOW_ADMIN_PASSWORD"])
     run = getattr(stack, "killed_run", None)
