@@ -80,7 +80,8 @@ def api_server(tmp_path_factory, airflow_db):  # noqa: F811
             {"dag_id": "vyapar_staging", "run_id": f"metrics_test_{n}", "run_type": "manual", "state": state,
              "run_after": start, "queued_at": start, "start_date": start, "end_date": start + timedelta(minutes=1)}
             for n, state in enumerate(("success", "failed"))
-            for start in [datetime.now(UTC) - timedelta(hours=2 - n)]
+            # after any run another test of this worker's session made: the later (failed) one is the DAG's last
+            for start in [datetime.now(UTC) + timedelta(days=1, hours=n)]
         ])  # fmt: skip
     port = _free_port()
     env = {**os.environ, "VYAPAR_LANDING_DIR": str(root / "landing"), "VYAPAR_ALERT_STORE_URL": store_url,
@@ -96,6 +97,19 @@ def api_server(tmp_path_factory, airflow_db):  # noqa: F811
         yield info
     finally:
         _stop(proc)
+
+
+def _staging_runs_by_state() -> dict[str, int]:
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        rows = session.execute(
+            sa.select(DagRun.state, sa.func.count()).where(DagRun.dag_id == "vyapar_staging").group_by(DagRun.state)
+        ).all()
+    counts = {str(state): n for state, n in rows}
+    assert counts.get("success", 0) >= 1 and counts.get("failed", 0) >= 1, counts
+    return counts
 
 
 def test_metrics_need_the_bearer_token(api_server):
@@ -114,8 +128,8 @@ def test_metrics_need_the_bearer_token(api_server):
         assert f"# TYPE {family.removesuffix('_total')}" in text, family
     assert 'vyapar_resource_used_percent{host=' in text or 'vyapar_resource_used_percent{metric="memory"' in text
     assert 'vyapar_metrics_section_up{section="runs"} 1.0' in text, text[-3000:]
-    assert 'vyapar_dag_runs_total{dag_id="vyapar_staging",state="success"} 1.0' in text
-    assert 'vyapar_dag_runs_total{dag_id="vyapar_staging",state="failed"} 1.0' in text
+    for state, count in _staging_runs_by_state().items():  # the test's two runs and any other test's of this session
+        assert f'vyapar_dag_runs_total{{dag_id="vyapar_staging",state="{state}"}} {float(count)}' in text, state
     assert 'vyapar_dag_last_run_success{dag_id="vyapar_staging"} 0.0' in text  # the later run failed
     assert f'vyapar_model_last_duration_seconds{{model="mart_daily_sales",node_id="{MODEL}",status="success"}} 15.0' in text
     assert f'vyapar_model_baseline_seconds{{model="mart_daily_sales",node_id="{MODEL}"}} 12.0' in text
