@@ -14,6 +14,7 @@ import pytest
 from include.vyapar import settings
 from include.vyapar.runtime import dbt_in_process
 from include.vyapar.runtime.patches import dbt_runner_in_process
+from tests.runtime.conftest import tiny_dbt_project
 
 
 def _event(name: str, level: str) -> SimpleNamespace:
@@ -101,14 +102,9 @@ def test_a_task_lets_the_duckdb_file_go_with_the_flock(tmp_path, monkeypatch, fa
     flock. Real dbt in this process through Cosmos' dbt_runner call, as patched; then another process writes."""
     from cosmos.operators.local import DbtLocalBaseOperator
 
-    project, warehouse = tmp_path / "project", tmp_path / "w.duckdb"
-    (project / "models").mkdir(parents=True)
-    (project / "dbt_project.yml").write_text("name: probe\nversion: '1.0'\nprofile: probe\n")
-    (project / "profiles.yml").write_text(
-        f"probe:\n  target: d\n  outputs:\n    d:\n      type: duckdb\n      path: {warehouse}\n      threads: 1\n"
+    project, warehouse = tiny_dbt_project(
+        tmp_path, {"ok": "select 1 as x", "other": "select * from main.absent" if failing else "select 2 as y"}
     )
-    (project / "models" / "ok.sql").write_text("select 1 as x")
-    (project / "models" / "other.sql").write_text("select * from main.absent" if failing else "select 2 as y")
     monkeypatch.setenv("VYAPAR_WAREHOUSE_LOCK", str(tmp_path / "warehouse.lock"))
     dbt_runner_in_process.install()
     task = SimpleNamespace(_dbt_runner_callbacks=[])

@@ -18,6 +18,7 @@ import pytest
 
 from include.vyapar import settings
 from include.vyapar.runtime import patches
+from tests.runtime.conftest import tiny_dbt_project
 
 REPO = settings.REPO_ROOT
 BIN = Path(sys.executable).parent
@@ -196,13 +197,7 @@ def test_cosmos_manifest_cache__cosmos_2294_each_task_group_decodes_the_manifest
 def test_dbt_runner_in_process__dbt_duckdb_616_dbt_keeps_the_duckdb_file_after_an_invocation(tmp_path):
     """Stock: after dbtRunner().invoke(build) the process still holds the DuckDB file: another process cannot
     write it (ours closes it: test_dbt_in_process.test_a_task_lets_the_duckdb_file_go_with_the_flock)."""
-    project, warehouse = tmp_path / "project", tmp_path / "w.duckdb"
-    (project / "models").mkdir(parents=True)
-    (project / "dbt_project.yml").write_text("name: probe\nversion: '1.0'\nprofile: probe\n")
-    (project / "profiles.yml").write_text(
-        f"probe:\n  target: d\n  outputs:\n    d:\n      type: duckdb\n      path: {warehouse}\n      threads: 1\n"
-    )
-    (project / "models" / "ok.sql").write_text("select 1 as x")
+    project, warehouse = tiny_dbt_project(tmp_path, {"ok": "select 1 as x"})
     code = f"""
 import subprocess, sys
 from dbt.cli.main import dbtRunner
