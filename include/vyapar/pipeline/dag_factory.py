@@ -47,6 +47,17 @@ def _default_args(schedules: Schedules, schedule: PipelineSchedule) -> dict:
     }
 
 
+def _house_rules(schedules: Schedules, schedule: PipelineSchedule, extra_tags: Iterable[str] = ()) -> dict:
+    """What every DAG of the platform shares: its id, no catch-up, one active run, the default args, the tags."""
+    return {
+        "dag_id": schedule.dag_id,
+        "catchup": False,
+        "max_active_runs": 1,
+        "default_args": _default_args(schedules, schedule),
+        "tags": sorted({PLATFORM_TAG, *schedule.tags, *extra_tags}),
+    }
+
+
 def _params() -> dict[str, Param]:
     return {
         "full_refresh": Param(
@@ -119,12 +130,8 @@ def first_run_next(schedule: PipelineSchedule) -> CronTriggerTimetable:
 
 def build_dag(schedules: Schedules, schedule: PipelineSchedule) -> DAG:
     with DAG(
-        dag_id=schedule.dag_id,
+        **_house_rules(schedules, schedule),
         schedule=first_run_next(schedule),
-        catchup=False,
-        max_active_runs=1,
-        default_args=_default_args(schedules, schedule),
-        tags=sorted({PLATFORM_TAG, *schedule.tags}),
         doc_md=_doc_md(schedule),
         params=_params(),
         description=schedule.doc[:200] or None,
@@ -243,12 +250,8 @@ def _import_callable(path: str):
 def build_watcher_dag(schedules: Schedules, watcher: PipelineSchedule) -> DAG:
     """A watcher: one task calling the declared function (it raises its alerts itself; no dbt, no warehouse)."""
     with DAG(
-        dag_id=watcher.dag_id,
+        **_house_rules(schedules, watcher),
         schedule=first_run_next(watcher),
-        catchup=False,
-        max_active_runs=1,
-        default_args=_default_args(schedules, watcher),
-        tags=sorted({PLATFORM_TAG, *watcher.tags}),
         doc_md=(
             f"### {watcher.name.replace('_', ' ').title()} (watcher)\n\n{watcher.doc}\n\n"
             f"- **Schedule**: `{watcher.cron}` ({watcher.timezone})\n- **Runs**: `{watcher.run}`\n\n"
@@ -278,12 +281,8 @@ def build_restore_dag(schedules: Schedules) -> DAG:
         timezone=schedules.timezone,
     )  # fmt: skip
     with DAG(
-        dag_id=RESTORE_DAG_ID,
+        **_house_rules(schedules, owner, extra_tags=("operations", "manual")),
         schedule=None,
-        catchup=False,
-        max_active_runs=1,
-        default_args=_default_args(schedules, owner),
-        tags=sorted({PLATFORM_TAG, "operations", "manual"}),
         doc_md=(
             "### Warehouse restore (manual)\n\nPuts a snapshot of the DuckDB warehouse back: the one named in "
             "`snapshot`, or when it is empty the newest one not made by a restore. It refuses while a dbt run holds "
