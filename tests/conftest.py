@@ -66,3 +66,7 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.xdist_group(group))
         if path.startswith(SLOW_PATHS):
             item.add_marker(pytest.mark.slow)
+
+
+# Real Airflow runs (metadata DB, raw data, the layer runs) as one plugin: each session fixture exists once per worker.
+pytest_plugins = ["tests.airflow_runs"]

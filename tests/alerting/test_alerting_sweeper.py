@@ -7,7 +7,6 @@ import threading
 import time
 
 from include.vyapar.alerting.alert import Alert
-from tests.dags.conftest import airflow_db  # noqa: F401 — fixture
 
 
 def _sweeper_threads() -> list[threading.Thread]:

@@ -26,8 +26,8 @@ import yaml
 from include.vyapar import settings
 from include.vyapar.alerting.config import load_alerting_config
 from include.vyapar.alerting.store import AlertStore
+from tests.airflow_runs import DagTestResult, dags_test
 from tests.alerting.conftest import write_config
-from tests.dags.conftest import DagTestResult, airflow_db, dags_test, raw_landing  # noqa: F401 — fixtures
 from tests.fakes.slack_server import FakeSlack, Message
 from tests.fakes.smtp_server import FakeSmtp
 

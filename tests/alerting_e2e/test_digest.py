@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from tests.airflow_runs import dags_test
 from tests.alerting_e2e.conftest import text_of, wait_for
-from tests.dags.conftest import dags_test
 
 
 def test_digest_reports_runs_success_rate_tests_and_freshness(rig_factory):

@@ -6,8 +6,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from include.vyapar.data.datagen import generate_initial, land_next_batch
+from tests.airflow_runs import dags_test
 from tests.alerting_e2e.conftest import text_of, wait_for
-from tests.dags.conftest import dags_test
 
 WATCH = "vyapar_freshness_watch"
 

@@ -10,8 +10,8 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
+from tests.airflow_runs import dags_test
 from tests.alerting_e2e.conftest import run_id_of, text_of, wait_for
-from tests.dags.conftest import dags_test
 
 DAG_ID, TASK_ID = "vyapar_alert_digest", "alert_digest"
 

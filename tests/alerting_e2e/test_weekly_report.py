@@ -17,7 +17,6 @@ from include.vyapar import settings
 from include.vyapar.alerting import lineage, weekly
 from tests.alerting.conftest import fake_slack, fake_smtp, harness  # noqa: F401 — fixtures
 from tests.conftest import ARTIFACTS, REPO_ROOT
-from tests.dags.conftest import airflow_db  # noqa: F401 — fixture
 
 NOW = datetime(2026, 11, 30, 3, 30, tzinfo=UTC)  # Monday 09:00 IST
 WEEK_START, PREVIOUS_START = NOW - timedelta(days=7), NOW - timedelta(days=14)

@@ -9,7 +9,7 @@ import duckdb
 import pytest
 
 from include.vyapar import settings
-from tests.dags.conftest import LAYERS_IN_SCHEDULE_ORDER, dags_test
+from tests.airflow_runs import LAYERS_IN_SCHEDULE_ORDER, dags_test
 
 BUSINESS = [
     "vyapar_daily_sales", "vyapar_inventory_status", "vyapar_campaign_performance",
@@ -71,7 +71,7 @@ def test_targeted_rebuild_runs_only_the_selection(layer_runs):
 def test_two_layer_dags_at_once_never_hit_the_duckdb_lock(layer_runs):
     procs = [
         subprocess.Popen(
-            [sys.executable, "-c", f"from tests.dags.conftest import dags_test; r = dags_test('{dag_id}'); "
+            [sys.executable, "-c", f"from tests.airflow_runs import dags_test; r = dags_test('{dag_id}'); "
              "print('STATE=' + r.state); print(r.output)"],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         )  # fmt: skip

@@ -13,8 +13,8 @@ import pytest
 
 from include.vyapar import settings
 from include.vyapar.data import snapshots
+from tests.airflow_runs import dags_test
 from tests.conftest import REPO_ROOT
-from tests.dags.conftest import airflow_db, dags_test  # noqa: F401
 
 
 @pytest.fixture

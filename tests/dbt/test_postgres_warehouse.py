@@ -344,7 +344,7 @@ def test_cosmos_builds_the_postgres_profile_from_the_airflow_connection(tmp_path
     AIRFLOW_CONN_VYAPAR_WAREHOUSE: the landing task loads the hour's batch into raw, Cosmos' freshness and
     source-test tasks connect through the profile it maps from that connection."""
     from include.vyapar.data.datagen import generate_initial
-    from tests.dags.conftest import airflow_cli, dags_test
+    from tests.airflow_runs import airflow_cli, dags_test
 
     landing = tmp_path / "landing"
     now = datetime.now(UTC).replace(tzinfo=None, microsecond=0)

@@ -1,8 +1,6 @@
-"""The runtime's tests share the real-Airflow fixtures of tests/dags (a migrated metadata DB, raw data, layer runs)."""
+"""The runtime's tests use the shared real-Airflow fixtures of tests/airflow_runs.py (metadata DB, raw data, layer runs)."""
 
 from pathlib import Path
-
-from tests.dags.conftest import airflow_db, layer_runs, raw_landing  # noqa: F401 -- fixtures
 
 
 def tiny_dbt_project(root: Path, models: dict[str, str]) -> tuple[Path, Path]:

@@ -78,7 +78,7 @@ def _task_states(dag_id: str, task_id: str) -> list[str]:
 
 
 def test_sigkilled_dbt_fails_the_task_keeps_the_warehouse_and_the_rerun_succeeds(layer_runs, probe_project):
-    from tests.dags.conftest import dags_test
+    from tests.airflow_runs import dags_test
 
     assert layer_runs["vyapar_facts"].succeeded
     with duckdb.connect(str(settings.DUCKDB_PATH), read_only=True) as con:

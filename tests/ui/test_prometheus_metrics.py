@@ -22,7 +22,6 @@ import yaml
 from include.vyapar.alerting.config import load_alerting_config
 from include.vyapar.alerting.store import PENDING, AlertStore
 from tests.conftest import ARTIFACTS, REPO_ROOT
-from tests.dags.conftest import airflow_db  # noqa: F401 — fixture
 from tests.ui.conftest import _free_port, wait_for
 
 TOKEN = "metrics-token-for-the-test-0123456789"

@@ -1,0 +1,110 @@
+"""Real Airflow runs, shared by every test folder: a migrated SQLite metadata DB, generated raw data, `airflow dags test`,
+and the layer DAGs run once on an empty warehouse.
+
+A pytest plugin (`pytest_plugins` in tests/conftest.py), not a conftest import: a session fixture imported into
+several conftests is a separate fixture in each, and ran once per folder in the same worker."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from include.vyapar import settings
+from tests.conftest import ARTIFACTS as ALL_ARTIFACTS
+
+BIN = Path(sys.executable).parent
+ARTIFACTS = ALL_ARTIFACTS / "dags_test"
+# `airflow dags test` runs a DAG's tasks one after the other in its own process: the DAGs here are built and
+# run in Cosmos' local execution (a task and dbt process per model). The platform's own (watcher, dbt in process:
+# include/vyapar/pipeline/cosmos_config.py) runs on a real scheduler and triggerer in tests/deployment/ and tests/ui/.
+PER_MODEL_EXECUTION = {"VYAPAR_DBT_EXECUTION": "local", "VYAPAR_DBT_INVOCATION": "subprocess"}
+LAYERS_IN_SCHEDULE_ORDER = [
+    "vyapar_sources", "vyapar_staging", "vyapar_intermediate", "vyapar_dimensions",
+    "vyapar_facts", "vyapar_marts", "vyapar_ml_features",
+]  # fmt: skip
+
+
+def airflow_cli(
+    *args: str, env: dict | None = None, timeout: int = 900, check: bool = True
+) -> subprocess.CompletedProcess:
+    proc = subprocess.run(
+        [str(BIN / "airflow"), *args], env={**os.environ, **(env or {})},
+        capture_output=True, text=True, timeout=timeout, check=False,
+    )  # fmt: skip
+    if check and proc.returncode != 0:
+        raise AssertionError(
+            f"airflow {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
+        )
+    return proc
+
+
+@dataclass
+class DagTestResult:
+    dag_id: str
+    state: str
+    output: str
+    seconds: float = 0.0
+
+    @property
+    def succeeded(self) -> bool:
+        return self.state == "success"
+
+
+def dags_test(dag_id: str, conf: dict | None = None, env: dict | None = None, timeout: int = 900) -> DagTestResult:
+    """Run a DAG with `airflow dags test` (a real DagRun in the metadata DB, tasks in-process) and read its end state."""
+    env = {**PER_MODEL_EXECUTION, **(env or {})}
+    args = ["dags", "test", dag_id]
+    if conf:
+        args += ["-c", json.dumps(conf)]
+    started = time.monotonic()
+    proc = airflow_cli(*args, env=env, timeout=timeout, check=False)
+    output = proc.stdout + proc.stderr
+    state = "unknown"
+    for line in output.splitlines():
+        if "DagRun Finished" in line and f"dag_id={dag_id}" in line:
+            state = line.split(" state=", 1)[1].split(",", 1)[0]
+    result = DagTestResult(dag_id=dag_id, state=state, output=output, seconds=time.monotonic() - started)
+    if not result.succeeded:  # the whole output, beside the assertion's tail (the run's logs go with its folder)
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        (ARTIFACTS / f"{dag_id}-{datetime.now(UTC):%H%M%S}.log").write_text(output)
+    return result
+
+
+@pytest.fixture(scope="session")
+def airflow_db() -> Path:
+    """A fresh AIRFLOW_HOME with a migrated SQLite database and the warehouse pool."""
+    home = Path(os.environ["AIRFLOW_HOME"])
+    home.mkdir(parents=True, exist_ok=True)
+    airflow_cli("db", "migrate")
+    airflow_cli("pools", "set", settings.WAREHOUSE_POOL, "1", "DuckDB single writer")
+    return home
+
+
+@pytest.fixture(scope="session")
+def raw_landing() -> Path:
+    """A small generated raw dataset, stamped now so source freshness passes."""
+    from include.vyapar.data.datagen import generate_initial
+
+    as_of = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
+    generate_initial(settings.LANDING_DIR, scale=0.05, seed=7, as_of=as_of, force=True, progress=False)
+    return settings.LANDING_DIR
+
+
+@pytest.fixture(scope="session")
+def layer_runs(airflow_db, raw_landing) -> dict[str, DagTestResult]:
+    """Every layer DAG, one after the other in schedule order, on an empty warehouse."""
+    assert not settings.DUCKDB_PATH.exists()
+    runs = {}
+    for dag_id in LAYERS_IN_SCHEDULE_ORDER:
+        runs[dag_id] = dags_test(dag_id)
+        if not runs[dag_id].succeeded:
+            break
+    return runs
