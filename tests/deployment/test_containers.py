@@ -502,7 +502,7 @@ UNFINISHED = ("running", "queued", "scheduled", "up_for_retry", "restarting", "d
 def test_scheduler_container_killed_mid_run_is_restarted_and_the_run_s_tasks_finish(stack):
     """The scheduler container's main process dies mid-run (a crash, not `podman stop`): the restart policy brings
     it back, it is healthy again, and every task of the run reaches a final state (the orphaned ones are reset by
-    the scheduler's orphaned-task check, every 300 s by default)."""
+    the scheduler's orphaned-task check: every 300 s by default, every 30 s in the test override)."""
     figures = stack.figures
     api = Api(stack.api_url, stack.values["AIRFLOW_ADMIN_USERNAME"], stack.values["AIRFLOW_ADMIN_PASSWORD"])
     _wait_for(lambda: _has_dags(api), 300, "the DAGs the test triggers")
