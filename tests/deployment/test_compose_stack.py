@@ -1,11 +1,11 @@
-"""`docker compose up`, proven without a Docker engine.
+"""`docker compose up`, checked without a container engine; the containers themselves run in test_containers.py.
 
-Static: the compose file validates against the Compose specification's schema, the Dockerfile passes
-hadolint, and every variable, path and port the compose file names exists. Dynamic: the compose services
-built from our Dockerfile run as local processes with the compose file's own commands and environment
-(tests/deployment/compose_standin.py) against this machine's PostgreSQL and an SMTP server standing in for
-Mailpit; a DAG is triggered through the REST API with a token obtained as the API documents, its data lands
-in the warehouse and its alert reaches the mail catcher; the scheduler is SIGKILLed mid-run and restarted.
+Static: the compose file validates against the Compose specification's schema, the Dockerfile passes hadolint,
+and every variable, path and port the compose file names exists; the init's preflight refuses placeholder
+secrets. Dynamic: the `celery` profile, which the containers test does not start, runs as local processes with
+the compose file's own commands and environment (tests/deployment/compose_standin.py) against this machine's
+PostgreSQL (metadata, alerts and the warehouse) and Redis, a Slack stand-in and an SMTP server standing in for
+Mailpit.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import re
 import secrets
-import signal
 import subprocess
 import sys
 import time
@@ -38,6 +37,7 @@ from tests.deployment.compose_standin import (
     load_compose,
     read_env_file,
 )
+from tests.deployment.rest_api import Api, wait_for
 from tests.fakes.smtp_server import FakeSmtp
 
 # every DAG of the declaration, the watchers and the manual warehouse restore
@@ -206,57 +206,6 @@ def _drop_databases(*names: str) -> None:
     conn.close()
 
 
-class Api:
-    """The REST API as a user drives it: a token from POST /auth/token, then Bearer requests."""
-
-    def __init__(self, base: str, username: str, password: str) -> None:
-        self.base = base
-        response = requests.post(f"{base}/auth/token", json={"username": username, "password": password}, timeout=30)
-        response.raise_for_status()
-        self.headers = {"Authorization": f"Bearer {response.json()['access_token']}"}
-
-    def get(self, path: str, **params):
-        response = requests.get(f"{self.base}/api/v2{path}", params=params, headers=self.headers, timeout=30)
-        response.raise_for_status()
-        return response.json()
-
-    def trigger(self, dag_id: str, conf: dict) -> str:
-        """Trigger a run, unpausing the DAG. A DAG paused until now would also get a scheduled run for its
-        latest cron slot on unpausing (catchup=False); triggering *for that slot* leaves the scheduler nothing
-        to add, so the test's run does not queue behind a scheduled one."""
-        dag = self.get(f"/dags/{dag_id}")
-        logical_date = dag.get("next_dagrun_logical_date") if dag["is_paused"] else None
-        response = requests.post(f"{self.base}/api/v2/dags/{dag_id}/dagRuns",
-                                 json={"logical_date": logical_date, "conf": conf}, headers=self.headers, timeout=30)  # fmt: skip
-        response.raise_for_status()
-        requests.patch(f"{self.base}/api/v2/dags/{dag_id}", json={"is_paused": False}, headers=self.headers,
-                       timeout=30).raise_for_status()  # fmt: skip
-        return response.json()["dag_run_id"]
-
-    def wait_run(self, dag_id: str, run_id: str, timeout: float = 600) -> str:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            state = self.get(f"/dags/{dag_id}/dagRuns/{run_id}")["state"]
-            if state in ("success", "failed"):
-                return state
-            time.sleep(2)
-        raise AssertionError(f"{dag_id} {run_id} not finished within {timeout:.0f} s")
-
-    def task_states(self, dag_id: str, run_id: str) -> dict[str, str]:
-        tis = self.get(f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances", limit=200)["task_instances"]
-        return {ti["task_id"]: ti["state"] for ti in tis}
-
-
-def _wait_for(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(1)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-
-
 def _stack_env(tmp_path: Path, smtp: FakeSmtp, **overrides: str) -> dict[str, str]:
     suffix = uuid.uuid4().hex[:8]
     return {
@@ -281,33 +230,12 @@ def smtp():
     server.stop()
 
 
-@pytest.fixture(scope="module")
-def local_stack(tmp_path_factory, smtp):
-    root = tmp_path_factory.mktemp("compose")
-    values = _stack_env(root, smtp)
-    _create_database(values["POSTGRES_DB"])  # the postgres image creates POSTGRES_DB on its first start
-    stack = StandInStack(
-        root=root, env_file=_write_env(root / ".env", values),
-        # faster than production's 300 s so the SIGKILL test sees the orphaned task failed within minutes
-        extra_env={"AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "30"},
-    )  # fmt: skip
-    started = time.monotonic()
-    try:
-        ready = stack.up(timeout=600)
-        stack.timings = {"api_healthy_seconds": ready["airflow-apiserver"], "all_healthy_seconds": time.monotonic() - started}
-        stack.values = values
-        yield stack
-    finally:
-        stack.stop()
-        ARTIFACTS.mkdir(parents=True, exist_ok=True)
-        for name in stack.services:
-            if stack.services[name].log_path.exists():
-                (ARTIFACTS / f"local-{name}.log").write_text(stack.services[name].log_path.read_text(errors="replace"))
-        _drop_databases(values["POSTGRES_DB"], values["VYAPAR_ALERTS_DB"], values["VYAPAR_WAREHOUSE_DB"])
-
-
 def _api(stack: StandInStack) -> Api:
     return Api(stack.api_url, stack.values["AIRFLOW_ADMIN_USERNAME"], stack.values["AIRFLOW_ADMIN_PASSWORD"])
+
+
+def _emails(smtp: FakeSmtp, pattern: str) -> list:
+    return [m for m in list(smtp.messages) if re.search(pattern, str(m["Subject"]))]
 
 
 def _record(name: str, figures: dict) -> None:
@@ -316,126 +244,6 @@ def _record(name: str, figures: dict) -> None:
     data = json.loads(path.read_text()) if path.exists() else {}
     data[name] = figures
     path.write_text(json.dumps(data, indent=2))
-
-
-def _land_batch(stack: StandInStack) -> str:
-    """The extractor's part (outside Airflow in production): land the next hourly batch on the landing volume."""
-    landing = Path(stack.host_path("/opt/airflow/data/landing"))
-    env = {**stack.services["airflow-scheduler"].env}
-    subprocess.run([sys.executable, "-m", "include.vyapar.data.datagen", "arrive", "--landing", str(landing), "--hours", "3", "--quiet"],
-                   env=env, cwd=REPO_ROOT, check=True, capture_output=True)  # fmt: skip
-    return sorted((landing / "_batches").glob("*.parquet"))[-1].stem
-
-
-def _emails(smtp: FakeSmtp, pattern: str) -> list:
-    return [m for m in list(smtp.messages) if re.search(pattern, str(m["Subject"]))]
-
-
-@pytest.mark.slow
-def test_stand_in_stack_is_healthy_and_the_api_wants_a_token(local_stack):
-    base = local_stack.api_url
-    assert requests.get(f"{base}/api/v2/dags", timeout=10).status_code == 401
-    assert requests.post(f"{base}/auth/token", json={"username": "admin", "password": "airflow"}, timeout=10).status_code == 401
-    api = _api(local_stack)
-    dags = _wait_for(lambda: (d := api.get("/dags", tags="vyaparbazaar", limit=100)["dags"]) and len(d) == ALL_DAGS and d, 180,
-                     "every DAG")  # fmt: skip
-    schedules = {d["dag_id"]: d["timetable_summary"] for d in dags}
-    assert schedules["vyapar_sources"] == "5 * * * *" and schedules["vyapar_financial_metrics"] == "0 5 L * *"
-    health = requests.get(f"{base}/api/v2/monitor/health", timeout=10).json()
-    assert {health[k]["status"] for k in ("metadatabase", "scheduler", "triggerer", "dag_processor")} == {"healthy"}
-    pools = {p["name"]: p["slots"] for p in api.get("/pools")["pools"]}
-    assert pools["duckdb_warehouse"] == 1
-    _record("local", local_stack.timings)
-
-
-@pytest.mark.slow
-@pytest.mark.xfail(
-    strict=False,
-    reason="known defect since watcher execution became the default everywhere (issue 16): a run whose `select` "
-    "matches nothing fails plan_selection at once, but its model sensors, which start in the triggerer, keep the "
-    "run open past 300 s (the task-per-model path failed it at once). To fix in the watcher patch next.",
-)
-def test_triggered_runs_land_data_in_the_warehouse_and_alert_by_email(local_stack, smtp):
-    api = _api(local_stack)
-    _wait_for(lambda: len(api.get("/dags", tags="vyaparbazaar", limit=100)["dags"]) == ALL_DAGS, 180, "the DAGs")
-
-    # A bad selector fails the run at once (no retries) and the on-call gets an email from the catcher.
-    failed = api.trigger("vyapar_staging", {"full_refresh": False, "select": "stg_no_such_model"})
-    assert api.wait_run("vyapar_staging", failed, timeout=300) == "failed"
-    alert = _wait_for(lambda: _emails(smtp, r"vyapar_staging"), 120, "the failure email")[0]
-    plain, _ = FakeSmtp.parts(alert)
-    assert "stg_no_such_model" in plain and "plan_selection" in plain
-    assert local_stack.values["POSTGRES_PASSWORD"] not in plain
-
-    # The extractor lands the hour's raw batch; a targeted staging run builds orders from it.
-    newest = _land_batch(local_stack)
-    started = time.monotonic()
-    built = api.trigger("vyapar_staging", {"full_refresh": False, "select": "stg_orders"})
-    assert api.wait_run("vyapar_staging", built) == "success", api.task_states("vyapar_staging", built)
-    run_seconds = time.monotonic() - started
-    states = api.task_states("vyapar_staging", built)
-    assert [s for t, s in states.items() if "stg_orders" in t] and all(
-        s == "success" for t, s in states.items() if "stg_orders" in t
-    ), states
-
-    import duckdb
-
-    # Every order landed so far, the new batch's included, is in the warehouse (one row per order: its latest
-    # version). A quiet hour may bring no orders at this scale, so the check is on all orders, not a count > 0.
-    data = Path(local_stack.host_path("/opt/airflow/data"))
-    orders = data / "landing" / "orders"
-    with duckdb.connect(str(data / "warehouse" / "vyaparbazaar.duckdb"), read_only=True) as con:
-        built = {r[0] for r in con.execute("select order_id from staging.stg_orders").fetchall()}
-        landed = {r[0] for r in con.execute(
-            f"select distinct cast(order_id as varchar) from read_parquet('{orders}/*.parquet', union_by_name = true) "
-            "where order_id is not null").fetchall()}  # fmt: skip
-        new = set()
-        if (orders / f"{newest}.parquet").exists():
-            new = {r[0] for r in con.execute(f"select cast(order_id as varchar) from read_parquet('{orders / newest}.parquet')").fetchall()}
-    assert built == landed and new <= built, (len(built), len(landed), len(new - built))
-
-    # The run after the failure resolves it: a recovery email follows.
-    recovered = _wait_for(lambda: _emails(smtp, r"(?i)recovered|resolved"), 120, "the recovery email")
-    assert recovered
-    _record("local_runs", {"staging_run_seconds": run_seconds})
-
-
-@pytest.mark.slow
-def test_init_runs_again_on_every_up_and_keeps_what_it_finds(local_stack):
-    """`docker compose up` on existing volumes re-runs airflow-init: it succeeds, keeps the data and login."""
-    log = local_stack.services["airflow-init"].log_path
-    first_run = log.read_text()
-    passwords = Path(local_stack.host_path("/opt/airflow/auth/passwords.json"))
-    login = passwords.read_text()
-    local_stack.start("airflow-init")
-    local_stack.wait_exit("airflow-init", timeout=300)
-    second_run = log.read_text()[len(first_run) :]
-    assert "init: done" in second_run
-    assert "generating raw data" not in second_run and "first build" not in second_run
-    assert passwords.read_text() == login
-    _api(local_stack)  # the same credentials still log in
-
-
-@pytest.mark.slow
-def test_scheduler_killed_mid_run_then_restarted_finishes_or_alerts(local_stack, smtp):
-    api = _api(local_stack)
-    run_id = api.trigger("vyapar_intermediate", {"full_refresh": False, "select": ""})
-    _wait_for(lambda: "running" in api.task_states("vyapar_intermediate", run_id).values(), 300, "a running dbt task")
-    before = len(smtp.messages)
-    local_stack.kill("airflow-scheduler", signal.SIGKILL)  # the container dies: its task processes with it
-    time.sleep(5)
-    local_stack.start("airflow-scheduler")
-    local_stack.wait_healthy("airflow-scheduler", timeout=180)
-    state = api.wait_run("vyapar_intermediate", run_id, timeout=900)
-    states = api.task_states("vyapar_intermediate", run_id)
-    assert not [t for t, s in states.items() if s in ("running", "queued", "scheduled", "up_for_retry", "restarting")], states
-    if state == "failed":
-        _wait_for(lambda: len(smtp.messages) > before and _emails(smtp, r"vyapar_intermediate"), 180, "the failure email")
-    else:
-        assert state == "success", states
-    tis = api.get(f"/dags/vyapar_intermediate/dagRuns/{run_id}/taskInstances", limit=200)["task_instances"]
-    _record("scheduler_sigkill", {"final_state": state, "tasks_retried": sorted(t["task_id"] for t in tis if t["try_number"] > 1)})
-
 
 
 # ------------------------------------------------------------------------ the celery profile (past one machine)
@@ -475,14 +283,9 @@ def celery_stack(tmp_path_factory, smtp):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    run=False,
-    reason="not yet green under watcher execution, the default since issue 16: in its last run it went past "
-    "15 min (its waits add up to 35 min), so it does not run until the watcher path's Celery run is fixed",
-)
 def test_celery_profile_runs_dbt_on_the_postgres_warehouse_and_alerts_slack_and_email(celery_stack, smtp):
     api = _api(celery_stack)
-    _wait_for(lambda: len(api.get("/dags", tags="vyaparbazaar", limit=100)["dags"]) == ALL_DAGS, 180, "the DAGs")
+    wait_for(lambda: len(api.get("/dags", tags="vyaparbazaar", limit=100)["dags"]) == ALL_DAGS, 180, "the DAGs")
     health = requests.get(f"{celery_stack.api_url}/api/v2/monitor/health", timeout=10).json()
     assert health["scheduler"]["status"] == "healthy"
     pools = {p["name"]: p["slots"] for p in api.get("/pools")["pools"]}
@@ -519,6 +322,6 @@ def test_celery_profile_runs_dbt_on_the_postgres_warehouse_and_alerts_slack_and_
     before = len(smtp.messages)
     failed = api.trigger("vyapar_marts", {"full_refresh": False, "select": "mart_no_such_model"})
     assert api.wait_run("vyapar_marts", failed, timeout=600) == "failed"
-    _wait_for(lambda: [m for m in celery_stack.slack.messages if "vyapar_marts" in m.text], 180, "the Slack alert")
-    _wait_for(lambda: len(smtp.messages) > before and _emails(smtp, r"vyapar_marts"), 180, "the alert email")
+    wait_for(lambda: [m for m in celery_stack.slack.messages if "vyapar_marts" in m.text], 180, "the Slack alert")
+    wait_for(lambda: len(smtp.messages) > before and _emails(smtp, r"vyapar_marts"), 180, "the alert email")
     _record("celery", {**celery_stack.timings, "sources_then_staging_seconds": run_seconds})

@@ -36,6 +36,7 @@ from cryptography.fernet import Fernet
 
 from tests.conftest import ARTIFACTS as ALL_ARTIFACTS
 from tests.deployment.images import build as images
+from tests.deployment.rest_api import Api, wait_for
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ALL_ARTIFACTS / "containers"
@@ -268,48 +269,7 @@ class Stack:
                 pass  # not created
 
 
-# ------------------------------------------------------------------------------------------- API helpers
-
-
-class Api:
-    """The REST API as a user drives it: a token from POST /auth/token, then Bearer requests."""
-
-    def __init__(self, base: str, username: str, password: str) -> None:
-        self.base = base
-        response = requests.post(f"{base}/auth/token", json={"username": username, "password": password}, timeout=30)
-        response.raise_for_status()
-        self.headers = {"Authorization": f"Bearer {response.json()['access_token']}"}
-
-    def get(self, path: str, **params):
-        response = requests.get(f"{self.base}/api/v2{path}", params=params, headers=self.headers, timeout=30)
-        response.raise_for_status()
-        return response.json()
-
-    def trigger(self, dag_id: str, conf: dict) -> str:
-        """Trigger a run now and unpause the DAG (a paused DAG's runs wait); `pause` after, so no scheduled run of
-        its next slot competes with the test's next trigger."""
-        response = requests.post(f"{self.base}/api/v2/dags/{dag_id}/dagRuns", json={"logical_date": None, "conf": conf},
-                                 headers=self.headers, timeout=30)  # fmt: skip
-        response.raise_for_status()
-        self.pause(dag_id, False)
-        return response.json()["dag_run_id"]
-
-    def pause(self, dag_id: str, paused: bool = True) -> None:
-        requests.patch(f"{self.base}/api/v2/dags/{dag_id}", json={"is_paused": paused}, headers=self.headers,
-                       timeout=30).raise_for_status()  # fmt: skip
-
-    def state(self, dag_id: str, run_id: str) -> str:
-        return self.get(f"/dags/{dag_id}/dagRuns/{run_id}")["state"]
-
-    def wait_run(self, dag_id: str, run_id: str, timeout: float = 600) -> str:
-        state = _wait_for(lambda: (s := self.state(dag_id, run_id)) in ("success", "failed") and s, timeout,
-                          f"{dag_id} {run_id} to finish")  # fmt: skip
-        self.pause(dag_id)
-        return state
-
-    def task_states(self, dag_id: str, run_id: str) -> dict[str, str]:
-        tis = self.get(f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances", limit=200)["task_instances"]
-        return {ti["task_id"]: ti["state"] for ti in tis}
+# ------------------------------------------------------------------------------------------- helpers
 
 
 TRIGGERED = {"vyapar_sources", "vyapar_staging", "vyapar_intermediate"}
@@ -317,20 +277,6 @@ TRIGGERED = {"vyapar_sources", "vyapar_staging", "vyapar_intermediate"}
 
 def _has_dags(api: Api) -> bool:
     return TRIGGERED <= {d["dag_id"] for d in api.get("/dags", limit=100)["dags"]}
-
-
-def _wait_for(predicate, timeout: float, what: str, interval: float = 2.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            value = predicate()
-        except (requests.RequestException, OSError):
-            value = None
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(interval)
 
 
 def _mails(stack: Stack, pattern: str) -> list[dict]:
@@ -446,7 +392,7 @@ def test_compose_stack_in_real_containers(stack):
     # -- the API wants a token; the admin login from .env gets one
     assert requests.get(f"{stack.api_url}/api/v2/dags", timeout=10).status_code == 401
     api = Api(stack.api_url, user, password)
-    _wait_for(lambda: _has_dags(api), 300, "the DAGs the test triggers")
+    wait_for(lambda: _has_dags(api), 300, "the DAGs the test triggers")
     assert api.get("/importErrors")["total_entries"] == 0, api.get("/importErrors")
     health = requests.get(f"{stack.api_url}/api/v2/monitor/health", timeout=10).json()
     assert {health[k]["status"] for k in ("metadatabase", "scheduler", "triggerer", "dag_processor")} == {"healthy"}
@@ -470,7 +416,7 @@ def test_compose_stack_in_real_containers(stack):
     run = api.trigger("vyapar_staging", {"full_refresh": False, "select": "stg_orders"})
     assert api.wait_run("vyapar_staging", run, timeout=900) == "failed", api.task_states("vyapar_staging", run)
     failed_at = time.monotonic()
-    alert = _wait_for(lambda: _mails(stack, r"vyapar_staging"), 300, "the alert email")[0]
+    alert = wait_for(lambda: _mails(stack, r"vyapar_staging"), 300, "the alert email")[0]
     figures["failing_trigger_to_failed_seconds"] = round(failed_at - started, 1)
     figures["alert_email_after_trigger_seconds"] = round(time.monotonic() - started, 1)  # the failure takes 3 tries
     figures["alert_email_after_run_failed_seconds"] = round(time.monotonic() - failed_at, 1)
@@ -505,23 +451,23 @@ def test_scheduler_container_killed_mid_run_is_restarted_and_the_run_s_tasks_fin
     the scheduler's orphaned-task check: every 300 s by default, every 30 s in the test override)."""
     figures = stack.figures
     api = Api(stack.api_url, stack.values["AIRFLOW_ADMIN_USERNAME"], stack.values["AIRFLOW_ADMIN_PASSWORD"])
-    _wait_for(lambda: _has_dags(api), 300, "the DAGs the test triggers")
+    wait_for(lambda: _has_dags(api), 300, "the DAGs the test triggers")
     run = api.trigger("vyapar_intermediate", {"full_refresh": False, "select": ""})
     stack.killed_run = run
-    _wait_for(lambda: "running" in api.task_states("vyapar_intermediate", run).values(), 600, "a running dbt task", 1)
+    wait_for(lambda: "running" in api.task_states("vyapar_intermediate", run).values(), 600, "a running dbt task", 1)
     scheduler = stack.container("airflow-scheduler")
     pid = stack.inspect("airflow-scheduler")["State"]["Pid"]
     os.kill(pid, 9)  # the container's main process dies, as in a crash (not `podman stop`: restart policy applies)
     stack.killed_at = killed_at = time.monotonic()
-    _wait_for(lambda: stack.inspect("airflow-scheduler")["State"]["Pid"] not in (0, pid) and stack.running("airflow-scheduler"),
+    wait_for(lambda: stack.inspect("airflow-scheduler")["State"]["Pid"] not in (0, pid) and stack.running("airflow-scheduler"),
               60, "the restart policy to restart the scheduler", 1)  # fmt: skip
     figures["scheduler_restarted_by_policy_after_seconds"] = round(time.monotonic() - killed_at, 1)
     stack.wait_healthy("airflow-scheduler")
     assert scheduler == stack.container("airflow-scheduler")  # restarted, not recreated
-    states = _wait_for(lambda: (st := api.task_states("vyapar_intermediate", run)) and not [
+    states = wait_for(lambda: (st := api.task_states("vyapar_intermediate", run)) and not [
         t for t, s in st.items() if s in UNFINISHED] and st, 900, "every task of the killed run to finish")  # fmt: skip
     figures["killed_run_tasks_finished_after_kill_seconds"] = round(time.monotonic() - killed_at, 1)
-    assert "failed" not in states.values() or _wait_for(
+    assert "failed" not in states.values() or wait_for(
         lambda: _mails(stack, r"vyapar_intermediate"), 300, "the failure email"
     )
 
@@ -530,7 +476,7 @@ def test_the_killed_run_is_marked_finished_after_the_restart(stack):
     api = Api(stack.api_url, stack.values["AIRFLOW_ADMIN_USERNAME"], stack.values["AIRFLOW_ADMIN_PASSWORD"])
     run = getattr(stack, "killed_run", None)
     assert run, "the kill test did not trigger a run"
-    state = _wait_for(lambda: (s := api.state("vyapar_intermediate", run)) in ("success", "failed") and s, 120,
+    state = wait_for(lambda: (s := api.state("vyapar_intermediate", run)) in ("success", "failed") and s, 120,
                       "the killed run to be marked finished")  # fmt: skip
     stack.figures["killed_run_final_state"] = state
     stack.figures["killed_run_finished_after_kill_seconds"] = round(time.monotonic() - stack.killed_at, 1)
