@@ -42,7 +42,7 @@ class AlertingListener:
     def on_task_instance_failed(self, previous_state, task_instance, error):
         if _in_task_process(task_instance) or not str(task_instance.dag_id).startswith("vyapar_"):
             return
-        from include.vyapar.alerting.reconciler import reconcile_task_instances
+        from include.vyapar.alerting.producers.reconciler import reconcile_task_instances
 
         _safely("reconcile task instance", reconcile_task_instances, [task_instance], f"reported failed: {error}")
         _safely("deliver", _deliver)
@@ -51,7 +51,7 @@ class AlertingListener:
     def on_dag_run_failed(self, dag_run, msg):
         if not str(dag_run.dag_id).startswith("vyapar_"):
             return
-        from include.vyapar.alerting.reconciler import reconcile_dag_run
+        from include.vyapar.alerting.producers.reconciler import reconcile_dag_run
 
         _safely("reconcile failed DAG run", reconcile_dag_run, dag_run, msg)
         _safely("deliver", _deliver)
@@ -60,7 +60,7 @@ class AlertingListener:
     def on_dag_run_success(self, dag_run, msg):
         if not str(dag_run.dag_id).startswith("vyapar_"):
             return
-        from include.vyapar.alerting.reconciler import resolve_dag_run
+        from include.vyapar.alerting.producers.reconciler import resolve_dag_run
 
         _safely("resolve DAG incident", resolve_dag_run, dag_run)
         _safely("deliver", _deliver)
@@ -94,7 +94,7 @@ def _sweep_if_scheduler(job) -> None:
         _sweeper = threading.current_thread()
     from include.vyapar import settings
     from include.vyapar.alerting.delivery import deliver_forever
-    from include.vyapar.alerting.reconciler import sweep
+    from include.vyapar.alerting.producers.reconciler import sweep
 
     _stop.clear()
     deliver_forever(_stop, settings.RECONCILE_INTERVAL_SECONDS, every_interval=sweep)

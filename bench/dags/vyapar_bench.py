@@ -20,7 +20,7 @@ import time
 
 from airflow.sdk import DAG, task
 
-from include.vyapar.alerting import callbacks
+from include.vyapar.alerting.producers import callbacks
 from include.vyapar.pipeline import cosmos_config
 from include.vyapar.pipeline.dag_factory import START_DATE, build_dag
 from include.vyapar.pipeline.parse_scope import dag_ids_to_build

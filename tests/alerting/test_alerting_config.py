@@ -72,7 +72,7 @@ def test_links_come_from_the_environment_when_set(monkeypatch):
 
 def _links_of_every_kind(harness) -> dict[str, str]:
     """The links the alerting code builds: task log and DAG run (reconciler, DAG failure callback), runbook, health."""
-    from include.vyapar.alerting import callbacks, reconciler, weekly
+    from include.vyapar.alerting.producers import callbacks, reconciler, weekly
 
     alerting_config.get_config.cache_clear()
     task_alert, _ = reconciler.task_failure_alert("vyapar_marts", "manual__1", "marts.x", 1, None, None, "killed")

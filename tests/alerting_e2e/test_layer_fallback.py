@@ -16,9 +16,9 @@ import pytest
 
 from include.vyapar import settings
 from include.vyapar.alerting.alert import Alert
-from include.vyapar.alerting.callbacks import data_as_of
 from include.vyapar.alerting.config import load_alerting_config
 from include.vyapar.alerting.formatting import local_time
+from include.vyapar.alerting.producers.callbacks import data_as_of
 from include.vyapar.alerting.store import AlertStore
 from tests.airflow_runs import dags_test
 from tests.alerting_e2e.conftest import run_id_of, task_instance, text_of, wait_for

@@ -34,7 +34,7 @@ def test_failed_task_without_callback_is_alerted_once_by_the_sweep(rig_factory):
             "update task_instance set state='failed', end_date=? where dag_id=? and run_id=? and task_id=?",
             (datetime.now(UTC).isoformat(sep=" "), DAG_ID, run_id, TASK_ID),
         )
-    sweep = "from include.vyapar.alerting.reconciler import sweep; print('raised', sweep())"
+    sweep = "from include.vyapar.alerting.producers.reconciler import sweep; print('raised', sweep())"
     flush = "from include.vyapar.alerting.delivery import flush; flush()"
     # (Other tests' failures in this AIRFLOW_HOME may be swept into this rig's store too: look for ours.)
     _python(sweep, rig.env())

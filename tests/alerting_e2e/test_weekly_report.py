@@ -14,7 +14,8 @@ import pytest
 import sqlalchemy as sa
 
 from include.vyapar import settings
-from include.vyapar.alerting import lineage, weekly
+from include.vyapar.alerting import lineage
+from include.vyapar.alerting.producers import weekly
 from tests.alerting.conftest import fake_slack, fake_smtp, harness  # noqa: F401 — fixtures
 from tests.conftest import ARTIFACTS, REPO_ROOT
 
@@ -166,7 +167,7 @@ import json, sys
 from datetime import datetime
 from airflow.sdk.execution_time.supervisor import block_orm_access
 block_orm_access()  # what the supervisor does to every task process
-from include.vyapar.alerting import weekly
+from include.vyapar.alerting.producers import weekly
 summary = weekly.summarize(datetime.fromisoformat(sys.argv[1]))
 print(json.dumps({"per_dag": summary["per_dag"], "sources_p95": summary["layers"]["sources"]["this"]["p95"]}))
 """

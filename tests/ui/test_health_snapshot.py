@@ -93,7 +93,7 @@ def test_snapshot_and_page_show_every_panel(store):
     ],
 )
 def test_freshness_colours(kind, age_h, expected_h, last_before_expected, colour):
-    from include.vyapar.alerting.freshness import Freshness
+    from include.vyapar.alerting.producers.freshness import Freshness
 
     now = datetime.now(UTC)
     last = now - timedelta(hours=age_h)

@@ -35,7 +35,7 @@ def _gauge(name: str, doc: str, labels: list[str]) -> GaugeMetricFamily:
 
 
 def freshness_metrics(now: datetime) -> Iterator[Metric]:
-    from include.vyapar.alerting import freshness
+    from include.vyapar.alerting.producers import freshness
 
     age = _gauge("vyapar_freshness_age_seconds", "Age of a source's latest landing or a mart's latest successful build.",
                  ["kind", "name", "node_id"])  # fmt: skip
@@ -116,7 +116,7 @@ def resource_metrics(now: datetime) -> Iterator[Metric]:
     """What the resources alert judges, sampled here as the task watchdog samples it: memory, the warehouse
     volume's disk, CPU (since the previous scrape), against the alert's threshold."""
     from include.vyapar.alerting.config import get_config
-    from include.vyapar.alerting.watchdog import _existing
+    from include.vyapar.alerting.producers.watchdog import _existing
 
     resources = get_config().alerts.resources
     host = socket.gethostname()

@@ -1,6 +1,6 @@
 """The figures of the pipeline-health view, gathered from where they already live (nothing re-computed here):
 
-- freshness: `alerting.freshness.check()`, the watcher's own computation (ledger landings, scheduled mart builds);
+- freshness: `alerting.producers.freshness.check()`, the watcher's own computation (ledger landings, scheduled mart builds);
 - dbt model durations and baselines: the alert store's node results and `baselines()` (the slow alert's median);
 - alerts, their incidents and deliveries, and the outbox: the alert store's reading API;
 - the latest run of every VyaparBazaar DAG: Airflow's metadata database (when running inside Airflow).
@@ -165,7 +165,7 @@ def run_url_of(dag_id: str, run_id: str) -> str:
 
 # ---------------------------------------------------------------------------------------------- freshness
 def freshness_colour(f: Any) -> tuple[str, str]:
-    """Green/amber/red for one `alerting.freshness.Freshness`, and a note saying why."""
+    """Green/amber/red for one `alerting.producers.freshness.Freshness`, and a note saying why."""
     if f.state == "unknown":
         return GREY, "no landing yet" if f.kind == "source" else "no Airflow build yet"
     if f.state == "stale":
@@ -178,7 +178,7 @@ def freshness_colour(f: Any) -> tuple[str, str]:
 
 
 def gather_freshness(now: datetime) -> list[FreshnessRow]:
-    from include.vyapar.alerting import freshness
+    from include.vyapar.alerting.producers import freshness
 
     rows = []
     for f in freshness.check(now):

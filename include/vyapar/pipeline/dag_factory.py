@@ -12,8 +12,8 @@ from airflow.timetables.trigger import CronTriggerTimetable
 from cosmos import DbtTaskGroup
 
 from include.vyapar import settings
-from include.vyapar.alerting import callbacks
 from include.vyapar.alerting.config import load_alerting_config
+from include.vyapar.alerting.producers import callbacks
 from include.vyapar.pipeline import cosmos_config
 from include.vyapar.pipeline.schedules import PipelineSchedule, Schedules, load_schedules
 from include.vyapar.pipeline.selection import (
@@ -39,7 +39,7 @@ def _default_args(schedules: Schedules, schedule: PipelineSchedule) -> dict:
         "retry_exponential_backoff": True,
         "max_retry_delay": timedelta(seconds=d.max_retry_delay_seconds),
         "execution_timeout": timedelta(minutes=d.execution_timeout_minutes),
-        # Alerting (include/vyapar/alerting/callbacks.py): a failure alerts once, after the last try; a
+        # Alerting (include/vyapar/alerting/producers/callbacks.py): a failure alerts once, after the last try; a
         # success resolves the task's open incident. The callbacks never raise.
         "on_failure_callback": callbacks.on_task_failure,
         "on_retry_callback": callbacks.on_task_retry,

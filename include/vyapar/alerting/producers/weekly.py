@@ -17,11 +17,12 @@ import duckdb
 import sqlalchemy as sa
 
 from include.vyapar import settings
-from include.vyapar.alerting import freshness, lineage
+from include.vyapar.alerting import lineage
 from include.vyapar.alerting.alert import Alert
 from include.vyapar.alerting.config import get_config
-from include.vyapar.alerting.digest import FAILED, _pct
 from include.vyapar.alerting.incidents import raise_notice
+from include.vyapar.alerting.producers import freshness
+from include.vyapar.alerting.producers.digest import FAILED, _pct
 from include.vyapar.alerting.store import EnqueueResult, get_store
 from include.vyapar.data.datagen.landing import LEDGER_DIR
 from include.vyapar.pipeline.schedules import load_schedules

@@ -10,9 +10,10 @@ import statistics
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 
-from include.vyapar.alerting import freshness, lineage
+from include.vyapar.alerting import lineage
 from include.vyapar.alerting.alert import Alert
 from include.vyapar.alerting.incidents import raise_notice
+from include.vyapar.alerting.producers import freshness
 from include.vyapar.alerting.store import EnqueueResult, get_store
 
 PASSED = {"success", "pass"}

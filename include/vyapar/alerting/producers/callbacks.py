@@ -13,12 +13,13 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from include.vyapar.alerting import lineage, watchdog
+from include.vyapar.alerting import lineage
 from include.vyapar.alerting.alert import Alert, task_log_url
 from include.vyapar.alerting.config import get_config
-from include.vyapar.alerting.dbt_outcome import SUCCEEDED, DbtOutcome, NodeResult, describe_age, read_outcome
 from include.vyapar.alerting.formatting import local_time
 from include.vyapar.alerting.incidents import raise_alert, resolve
+from include.vyapar.alerting.producers import watchdog
+from include.vyapar.alerting.producers.dbt_outcome import SUCCEEDED, DbtOutcome, NodeResult, describe_age, read_outcome
 from include.vyapar.alerting.store import AlertStore, get_store
 
 log = logging.getLogger(__name__)
