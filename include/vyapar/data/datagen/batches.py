@@ -14,12 +14,7 @@ from tqdm import tqdm
 
 from include.vyapar.data.datagen import landing
 from include.vyapar.data.datagen.arrow_columns import id_numbers
-from include.vyapar.data.datagen.catalog import Catalog, build_products, inventory_history, inventory_resend
-from include.vyapar.data.datagen.clickstream import EVENTS_PER_CHUNK, build_sessions
-from include.vyapar.data.datagen.customers import CustomerBase, build_customers
-from include.vyapar.data.datagen.email_marketing import CampaignCalendar
 from include.vyapar.data.datagen.keyed_random import stream
-from include.vyapar.data.datagen.orders import ORDER_ACTIVE_SPAN_US, build_new_orders, reviews_due, status_changes
 from include.vyapar.data.datagen.schema import CLICKSTREAM, ORDERS, PRODUCTS, TABLES
 from include.vyapar.data.datagen.seasonality import (
     US_PER_DAY,
@@ -28,6 +23,16 @@ from include.vyapar.data.datagen.seasonality import (
     activity_weight,
     ist_day_number,
     sample_times,
+)
+from include.vyapar.data.datagen.tables.catalog import Catalog, build_products, inventory_history, inventory_resend
+from include.vyapar.data.datagen.tables.clickstream import EVENTS_PER_CHUNK, build_sessions
+from include.vyapar.data.datagen.tables.customers import CustomerBase, build_customers
+from include.vyapar.data.datagen.tables.email_marketing import CampaignCalendar
+from include.vyapar.data.datagen.tables.orders import (
+    ORDER_ACTIVE_SPAN_US,
+    build_new_orders,
+    reviews_due,
+    status_changes,
 )
 
 STATE_FORMAT = 1

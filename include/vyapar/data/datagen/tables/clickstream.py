@@ -8,8 +8,6 @@ import numpy as np
 import pyarrow as pa
 
 from include.vyapar.data.datagen import arrow_columns as col
-from include.vyapar.data.datagen.catalog import Catalog
-from include.vyapar.data.datagen.customers import CustomerBase, customer_ids
 from include.vyapar.data.datagen.reference_data import (
     BROWSER_SHARE_BY_DEVICE,
     BROWSERS,
@@ -20,6 +18,8 @@ from include.vyapar.data.datagen.reference_data import (
 )
 from include.vyapar.data.datagen.schema import CLICKSTREAM
 from include.vyapar.data.datagen.seasonality import US_PER_SECOND
+from include.vyapar.data.datagen.tables.catalog import Catalog
+from include.vyapar.data.datagen.tables.customers import CustomerBase, customer_ids
 
 EVENTS_PER_CHUNK = 1_000_000
 ANONYMOUS_SHARE = 0.20

@@ -13,7 +13,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from include.vyapar.data.datagen import arrow_columns as col
-from include.vyapar.data.datagen.customers import CustomerBase, customer_ids
 from include.vyapar.data.datagen.keyed_random import keyed_uniform, stream
 from include.vyapar.data.datagen.reference_data import CAMPAIGN_NAMES, CAMPAIGN_TYPES, SUBJECT_LINES
 from include.vyapar.data.datagen.schema import EMAIL_CAMPAIGNS, EMAIL_EVENTS
@@ -24,6 +23,7 @@ from include.vyapar.data.datagen.seasonality import (
     US_PER_SECOND,
     ist_day_number,
 )
+from include.vyapar.data.datagen.tables.customers import CustomerBase, customer_ids
 
 EMAIL_EVENT_TYPES = ["sent", "delivered", "open", "click", "bounce", "unsubscribe"]
 SENT, DELIVERED, OPEN, CLICK, BOUNCE, UNSUBSCRIBE = range(6)

@@ -12,12 +12,12 @@ import numpy as np
 import pyarrow as pa
 
 from include.vyapar.data.datagen import arrow_columns as col
-from include.vyapar.data.datagen.catalog import Catalog
-from include.vyapar.data.datagen.customers import CustomerBase, customer_ids
 from include.vyapar.data.datagen.keyed_random import keyed_choice, keyed_uniform
 from include.vyapar.data.datagen.reference_data import ORDER_STATUSES, PAYMENT_TYPES, REVIEW_TITLES
 from include.vyapar.data.datagen.schema import ORDER_ITEMS, ORDERS, PAYMENTS, PRODUCT_REVIEWS
 from include.vyapar.data.datagen.seasonality import US_PER_DAY, US_PER_HOUR, US_PER_SECOND, ist_day_number
+from include.vyapar.data.datagen.tables.catalog import Catalog
+from include.vyapar.data.datagen.tables.customers import CustomerBase, customer_ids
 
 CREATED, APPROVED, SHIPPED, DELIVERED, CANCELLED, RETURNED = range(6)
 CANCEL_SHARE, RETURN_SHARE, REVIEW_SHARE = 0.05, 0.03, 0.30
