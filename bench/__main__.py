@@ -16,6 +16,8 @@ from datetime import UTC, datetime
 from bench.common import RESULTS_DIR, Scale, log, write_json
 
 ALL_VARIANTS = ["local_subprocess", "local_dbt_runner", "watcher_subprocess", "watcher_dbt_runner"]
+# The peers: the same layer DAGs as stock Cosmos builds them, on a stock Airflow (bench/dags_stock)
+STOCK_VARIANTS = ["stock_local", "stock_watcher"]
 STEPS = ["parse", "plain", "airflow", "incremental", "profile", "alerts"]
 
 
@@ -23,7 +25,11 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     p.add_argument("--scales", default="1,10,100", help="datagen scales (1 = 100k clickstream events)")
     p.add_argument("--steps", default=",".join(STEPS), help=f"any of {','.join(STEPS)}")
-    p.add_argument("--variants", default=",".join(ALL_VARIANTS), help="execution variants run through Airflow")
+    p.add_argument(
+        "--variants", default=",".join(ALL_VARIANTS),
+        help=f"execution variants run through Airflow: ours ({', '.join(ALL_VARIANTS)}) and the stock peers "
+        f"({', '.join(STOCK_VARIANTS)})",
+    )  # fmt: skip
     p.add_argument(
         "--airflow-scales", default=None,
         help="scales run through Airflow (default: all); `100:watcher_subprocess` limits a scale's variants",
@@ -153,6 +159,20 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _airflow(scale: Scale, variants: list[str], with_alerts: bool, args) -> dict:
+    """Our variants on the product's platform, then the stock peers on a stock one (each from the same baseline)."""
+    ours = [v for v in variants if v not in STOCK_VARIANTS]
+    stock = [v for v in variants if v in STOCK_VARIANTS]
+    out: dict = {"variants": {}}
+    if ours or with_alerts:
+        out = _airflow_platform(scale, ours, with_alerts, args, stock=False)
+    if stock:
+        peers = _airflow_platform(scale, stock, False, args, stock=True)
+        out["variants"].update(peers["variants"])
+        out["stock_floor"], out["stock_start_seconds"] = peers.get("floor"), peers.get("start_seconds")
+    return out
+
+
+def _airflow_platform(scale: Scale, variants: list[str], with_alerts: bool, args, stock: bool) -> dict:
     from bench.airflow_run import Platform, alert_latency, daily_build, floor, prime_partial_parse
     from tests.fakes.slack_server import FakeSlack
     from tests.fakes.smtp_server import FakeSmtp
@@ -161,7 +181,7 @@ def _airflow(scale: Scale, variants: list[str], with_alerts: bool, args) -> dict
     # A fresh alert store: an incident left open by an earlier run would make every failure a repeat (not sent).
     alert_store = scale.root / "bench-alerts.sqlite"
     alert_store.unlink(missing_ok=True)
-    platform_ = Platform(scale, variants, extra_env={
+    platform_ = Platform(scale, variants, stock=stock, extra_env={
         "AIRFLOW_CONN_SLACK_ALERTS": slack.connection_json(), "AIRFLOW_CONN_SMTP_ALERTS": smtp.connection_json(),
         "VYAPAR_BENCH_ALERT_FAILURES": str(args.alert_failures),
         "VYAPAR_ALERT_STORE_URL": f"sqlite:///{alert_store}",
@@ -177,7 +197,8 @@ def _airflow(scale: Scale, variants: list[str], with_alerts: bool, args) -> dict
             + ["vyapar_bench_floor", "vyapar_bench_warmup"]
         )
         out["floor"] = floor(platform_)
-        log(f"{scale.name} Airflow floor: one-task DAG run {out['floor']['mean_seconds']:.2f} s (mean of 6)")
+        log(f"{scale.name} Airflow floor{' (stock)' if stock else ''}: one-task DAG run "
+            f"{out['floor']['mean_seconds']:.2f} s (mean of 6)")  # fmt: skip
         for variant in variants:
             prime_partial_parse(scale, [variant])
             log(f"{scale.name} Airflow {variant}")

@@ -39,13 +39,16 @@ class Platform:
     scale: Scale
     variants: list[str]
     extra_env: dict[str, str] = field(default_factory=dict)
+    # The stock peers (bench/dags_stock): Airflow's LocalExecutor, no plugins (no airflow_local_settings, so no
+    # process patches, no alerting listener), the DAGs as stock Cosmos builds them.
+    stock: bool = False
     port: int = 0
     proc: subprocess.Popen | None = None
     token: str = ""
 
     @property
     def home(self) -> Path:
-        return self.scale.root / "airflow_home"
+        return self.scale.root / ("airflow_home_stock" if self.stock else "airflow_home")
 
     @property
     def base(self) -> str:
@@ -56,15 +59,15 @@ class Platform:
         return self.scale.env(
             PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
             AIRFLOW_HOME=str(self.home),
-            AIRFLOW__CORE__DAGS_FOLDER=str(REPO_ROOT / "bench" / "dags"),
-            AIRFLOW__CORE__PLUGINS_FOLDER=str(REPO_ROOT / "plugins"),
+            AIRFLOW__CORE__DAGS_FOLDER=str(REPO_ROOT / "bench" / ("dags_stock" if self.stock else "dags")),
+            AIRFLOW__CORE__PLUGINS_FOLDER=str(self.scale.root / "no_plugins" if self.stock else REPO_ROOT / "plugins"),
             AIRFLOW__CORE__LOAD_EXAMPLES="False",
             AIRFLOW__CORE__DEFAULT_TIMEZONE="Asia/Kolkata",
             AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION="True",
             AIRFLOW__CORE__PARALLELISM=os.environ.get("AIRFLOW__CORE__PARALLELISM", "4"),
             # bin/start's executor (task processes start with dbt imported); VYAPAR_BENCH_EXECUTOR=LocalExecutor
             # measures Airflow's own.
-            AIRFLOW__CORE__EXECUTOR=os.environ.get("VYAPAR_BENCH_EXECUTOR", WARM_EXECUTOR),
+            AIRFLOW__CORE__EXECUTOR="LocalExecutor" if self.stock else os.environ.get("VYAPAR_BENCH_EXECUTOR", WARM_EXECUTOR),
             AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS="admin:admin",
             AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE=str(self.home / "passwords.json"),
             AIRFLOW__API__PORT=str(self.port),
@@ -81,6 +84,8 @@ class Platform:
         # A fresh Airflow home: a scheduler would otherwise resume an interrupted earlier session's runs.
         shutil.rmtree(self.home, ignore_errors=True)
         self.home.mkdir(parents=True, exist_ok=True)
+        if self.stock:
+            (self.scale.root / "no_plugins").mkdir(exist_ok=True)
         password = secrets.token_urlsafe(12)
         (self.home / "passwords.json").write_text(json.dumps({"admin": password}))
         env = self.env()
@@ -89,7 +94,7 @@ class Platform:
             [str(BIN / "airflow"), "pools", "set", "duckdb_warehouse", "1", "DuckDB single writer"],
             env=env, check=True, capture_output=True,
         )  # fmt: skip
-        self.log_path = self.scale.root / "standalone.log"
+        self.log_path = self.scale.root / ("standalone_stock.log" if self.stock else "standalone.log")
         with self.log_path.open("w") as out:
             self.proc = subprocess.Popen(
                 [str(BIN / "airflow"), "standalone"], env=env, stdout=out, stderr=subprocess.STDOUT,
