@@ -11,6 +11,8 @@ TARGETS = {
     "peak_rss_gib": 4.0, "alert_p95": 2.0,
 }  # fmt: skip
 
+OURS = "watcher_dbt_runner"  # the runtime every path runs (docs/runtime.md), compared with the stock peers
+
 
 def _fmt(value, unit: str = "", digits: int = 2) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
@@ -162,6 +164,12 @@ def table(summary: dict) -> str:
                 lines.append(
                     f"{'      floor: plain + the layer runs at the floor, over plain':<58} {_fmt(a['floor_over_plain'], 'x'):>14}"
                 )
+        ours = s["airflow"].get(OURS) or {}
+        for peer in ("stock_local", "stock_watcher"):
+            theirs = s["airflow"].get(peer) or {}
+            if ours.get("ok") and theirs.get("ok") and ours.get("seconds"):
+                label = f"   ours ({OURS}) faster than {peer} by"
+                lines.append(f"{label:<58} {_fmt(theirs['seconds'] / ours['seconds'], 'x'):>14}")
         lines.append(
             f"{'   4. peak RSS, full build (whole process tree)':<58} {_fmt(s['full_build_peak_rss_gib'], ' GiB'):>14}  < 4 GiB"
         )
