@@ -48,6 +48,7 @@ XDIST_GROUPS = {
     "tests/deployment/test_containers.py": "containers",
     "tests/deployment/test_compose_stack.py": "compose-standin",
     "tests/deployment/test_local_start.py": "bin-start",
+    "tests/deployment/test_watcher_execution.py": "bin-start-watcher",
     "tests/alerting_e2e/": "alerting-e2e",
     "tests/ui/": "ui",
     "tests/dbt/": "warehouse",
