@@ -138,7 +138,12 @@ def test_dbt_tasks_share_the_single_writer_pool(dagbag):
         dbt_tasks = [t for t in dag.tasks if t.task_id.startswith("dbt.")]
         assert dbt_tasks, dag.dag_id
         assert {t.pool for t in dbt_tasks} == {settings.WAREHOUSE_POOL}
-        assert all(str(t.dbt_executable_path).endswith("dbt-serialized") for t in dbt_tasks)
+    # and across processes: a dbt subprocess runs through dbt-serialized (its flock); dbt in process holds the same
+    # flock (runtime/dbt_in_process.py, tested in tests/runtime)
+    from include.vyapar.pipeline import cosmos_config
+
+    assert str(cosmos_config.execution_config("local", "subprocess").dbt_executable_path).endswith("dbt-serialized")
+    assert cosmos_config.execution_config("local", "dbt_runner").dbt_executable_path == settings.DBT_BIN
 
 
 def test_parsing_runs_no_dbt_and_no_database_query(monkeypatch, tmp_path):
