@@ -18,7 +18,7 @@ from bench.common import RESULTS_DIR, Scale, log, write_json
 ALL_VARIANTS = ["local_subprocess", "local_dbt_runner", "watcher_subprocess", "watcher_dbt_runner"]
 # The peers: the same layer DAGs as stock Cosmos builds them, on a stock Airflow (bench/dags_stock)
 STOCK_VARIANTS = ["stock_local", "stock_watcher"]
-STEPS = ["parse", "plain", "airflow", "incremental", "profile", "alerts"]
+STEPS = ["parse", "plain", "airflow", "incremental", "profile", "alerts", "snapshot"]
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -113,6 +113,10 @@ def main(argv: list[str] | None = None) -> int:
                 f"{scale.name} plain dbt build, one process per layer",
                 lambda scale=scale: dbt_plain.daily_build_per_layer(scale),
             )
+        if "snapshot" in steps:
+            from bench import snapshot
+
+            record(entry, "snapshot", f"{scale.name} snapshot take + restore", lambda scale=scale: snapshot.measure(scale))
         if "airflow" in steps and value in airflow_plan:
             record(
                 entry,

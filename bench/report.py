@@ -73,6 +73,9 @@ def summarize(results: dict) -> dict:
             summary["alerts"] = {
                 k: {m: v.get(m) for m in ("p50", "p95", "max", "received", "failures")} for k, v in alerts.items()
             }
+        snap = entry.get("snapshot") or {}
+        if snap.get("take_seconds") is not None:
+            s["snapshot"] = snap
         summary["scales"][name] = s
     inc = results.get("incremental") or {}
     if "incremental_seconds" in inc:
@@ -170,6 +173,11 @@ def table(summary: dict) -> str:
             if ours.get("ok") and theirs.get("ok") and ours.get("seconds"):
                 label = f"   ours ({OURS}) faster than {peer} by"
                 lines.append(f"{label:<58} {_fmt(theirs['seconds'] / ours['seconds'], 'x'):>14}")
+        if snap := s.get("snapshot"):
+            lines.append(
+                f"{'   snapshot: take / restore (' + _fmt(snap['snapshot_bytes'] / 2**20, ' MiB', 0) + ' each)':<58}"
+                f" {_fmt(snap['take_seconds'], ' s', 1) + ' / ' + _fmt(snap['restore_seconds'], ' s', 1):>14}"
+            )
         lines.append(
             f"{'   4. peak RSS, full build (whole process tree)':<58} {_fmt(s['full_build_peak_rss_gib'], ' GiB'):>14}  < 4 GiB"
         )
