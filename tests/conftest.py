@@ -39,7 +39,11 @@ def session_dir() -> Path:
 
 # Tests that share an expensive session fixture (a built warehouse, Airflow runs, a platform) or one PostgreSQL
 # database run on the same xdist worker (`--dist loadgroup`), so each fixture is built once per test run.
-XDIST_GROUPS = {
+XDIST_GROUPS: dict[str, str | None] = {
+    # None: shares no expensive fixture, runs on any worker
+    **dict.fromkeys([f"tests/dags/{m}.py" for m in ("test_dag_integrity", "test_first_scheduled_run")], None),
+    **dict.fromkeys([f"tests/runtime/{m}.py" for m in (
+        "test_one_runtime", "test_patches", "test_quiet_logs", "test_warm_manifest", "test_watcher_board")], None),
     "tests/dags/": "airflow-layers",
     "tests/runtime/": "airflow-layers",
     "tests/dbt/test_postgres_warehouse.py": "postgres",
@@ -49,8 +53,17 @@ XDIST_GROUPS = {
     "tests/deployment/test_compose_stack.py": "compose-standin",
     "tests/deployment/test_local_start.py": "bin-start",
     "tests/deployment/test_watcher_execution.py": "bin-start-watcher",
+    # its own bin/start platform; the parse-time config and weekly-report tests share nothing of the group's
+    "tests/alerting_e2e/test_delivery_under_bin_start.py": "bin-start-delivery",
+    "tests/alerting_e2e/test_alerting_config_at_parse.py": None,
+    "tests/alerting_e2e/test_weekly_report.py": None,
     "tests/alerting_e2e/": "alerting-e2e",
-    "tests/ui/": "ui",
+    # the UI journey's bin/start platform; the others start their own servers (a group each: module fixtures)
+    "tests/ui/test_ui_journey.py": "ui",
+    "tests/ui/test_login_under_subpath.py": "ui-subpath",
+    "tests/ui/test_prometheus_metrics.py": "ui-metrics",
+    "tests/ui/test_health_layout.py": "ui-layout",
+    "tests/ui/test_health_snapshot.py": None,
     "tests/dbt/": "warehouse",
     "tests/landing/": "warehouse",
 }
@@ -62,7 +75,7 @@ SLOW_PATHS = ("tests/alerting_e2e/", "tests/ui/", "tests/deployment/", "tests/db
 def pytest_collection_modifyitems(config, items):
     for item in items:
         path = Path(str(item.fspath)).relative_to(REPO_ROOT).as_posix()
-        group = next((g for prefix, g in XDIST_GROUPS.items() if path.startswith(prefix)), None)
+        group = next((g for prefix, g in XDIST_GROUPS.items() if path.startswith(prefix)), None)  # None: any worker
         if group and not any(m.name == "xdist_group" for m in item.iter_markers()):
             item.add_marker(pytest.mark.xdist_group(group))
         if path.startswith(SLOW_PATHS):
