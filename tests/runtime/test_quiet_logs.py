@@ -78,12 +78,17 @@ def board_not_found_at_debug():
     xcom_not_found_log.uninstall()
 
 
-def test_the_triggerer_logs_a_board_not_yet_pushed_at_debug_and_other_missing_xcoms_as_errors(
+def test_the_triggerer_logs_a_board_or_node_result_not_yet_pushed_at_debug_and_other_missing_xcoms_as_errors(
     board_not_found_at_debug,
 ):
     """Between the producer's start and its first push (its DAG parse) a sensor's board read still finds none."""
     assert [r["log_level"] for r in _get_xcom_logs("return_value")] == ["error"]  # (the records are captured)
     assert {r["log_level"] for r in _get_xcom_logs(BOARD_KEY)} <= {"debug"}  # dropped below the log level, or debug
+    # a producer that ended without pushing (skipped when plan_selection failed the run): the sensors' reads of
+    # Cosmos' per-node keys and start-up events
+    for key in (STATUS, "model__vyaparbazaar__stg_orders_dbt_event", "dbt_startup_events"):
+        assert {r["log_level"] for r in _get_xcom_logs(key)} <= {"debug"}, key
+    assert [r["log_level"] for r in _get_xcom_logs("dbt_outcome")] == ["error"]
 
 
 def test_the_xcom_log_patch_is_the_triggerers_and_registered_with_its_upstream_issue():

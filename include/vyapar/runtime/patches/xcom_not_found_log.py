@@ -3,7 +3,9 @@
 The Task SDK client logs every 404 of an XCom read at error level ("XCom not found") and returns None: here the
 expected answer to "has the producer pushed its board yet?". The watcher sensors read the board only once the
 producer has started (watcher_trigger.py), but until its pre_execute pushes the first board (after the producer's
-DAG parse) a read still finds none. Only that record, for BOARD_KEY, goes to debug: any other missing XCom stays
+DAG parse) a read still finds none. Nor does a sensor's read of Cosmos' per-node keys (and its start-up events)
+when the producer ended without pushing any: skipped, as when `plan_selection` failed the run (18 such lines in one
+failed run). Only those records, for the board's and the per-node keys, go to debug: any other missing XCom stays
 an error.
 
 Upstream: apache/airflow#73175 (open; PR #73201, closed unmerged, moved every such record to warning). Private
@@ -28,9 +30,11 @@ class _BoardNotFoundAtDebug:
         self._log = log
 
     def error(self, event: Any = None, *args: Any, **kw: Any) -> Any:
-        from include.vyapar.runtime.patches.status_board import BOARD_KEY  # not at install: airflow is importing
+        # not at install: airflow is importing
+        from include.vyapar.runtime.patches.status_board import BOARD_KEY, on_board
 
-        if event == NOT_FOUND_EVENT and kw.get("key") == BOARD_KEY:
+        key = kw.get("key")
+        if event == NOT_FOUND_EVENT and isinstance(key, str) and (key == BOARD_KEY or on_board(key)):
             return self._log.debug(event, *args, **kw)
         return self._log.error(event, *args, **kw)
 
