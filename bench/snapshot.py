@@ -7,7 +7,6 @@ import shutil
 import sys
 
 from bench.common import Scale, log, run_timed
-from include.vyapar.data.snapshots import main as _cli  # noqa: F401  (the CLI measured below must import)
 
 
 def measure(scale: Scale) -> dict:

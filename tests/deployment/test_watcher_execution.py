@@ -187,8 +187,7 @@ def test_a_failing_model_fails_its_own_task_and_what_depends_on_it_waits_for_its
     # The trigger's lines: the model's task says it failed and where dbt's output is; the model built on it says
     # what it waited for. Read as a user refreshing the page would. Airflow 3.3's triggerer hands a trigger's lines
     # to the task's log over a socket, and under load it can drop a trigger's last lines (apache/airflow#66158,
-    # seen in CI on 3.3.2): a line that never arrives is reported as that upstream defect, not as ours; a line that
-    # arrives must say the right thing.
+    # seen in CI on 3.3.2): a line that never arrives is reported as that upstream defect, not as ours.
     logs = watcher_platform["root"] / "airflow_home" / "logs" / "dag_id=vyapar_intermediate" / f"run_id={run_id}"
     expected = {
         failing: ["model.vyaparbazaar.int_orders_enriched' failed", "dbt.dbt_producer_watcher"],
