@@ -97,16 +97,22 @@ def build_baseline(scale: Scale, force: bool = False) -> dict:
     return info
 
 
+def hours_past_lookback() -> int:
+    """Hourly arrivals after which an incremental model no longer reaches back into the bulk load: the project's
+    var incremental_lookback_hours, plus one."""
+    import yaml
+
+    project = yaml.safe_load((DBT_PROJECT_DIR / "dbt_project.yml").read_text())
+    return int(project["vars"]["incremental_lookback_hours"]) + 1
+
+
 def _settle(scale: Scale) -> dict:
     """A warehouse as a daily build finds it: past the bulk load. The history lands as one batch (one `_loaded_at`),
     and an incremental model reprocesses what arrived within `incremental_lookback_hours` of its newest arrival: a
     build right after the bulk load deletes and re-inserts whole tables, dearer than the full build (121.7 s against
     102.4 s at 10M). So lookback + 1 hourly arrivals land and one `dbt build` takes them in (untimed); from then on
     a build reprocesses only the lookback's hours (47.4 s at 10M)."""
-    import yaml
-
-    project = yaml.safe_load((DBT_PROJECT_DIR / "dbt_project.yml").read_text())
-    hours = int(project["vars"]["incremental_lookback_hours"]) + 1
+    hours = hours_past_lookback()
     log(f"{scale.name}: {hours} hourly arrivals taken in by one dbt build (untimed), past the bulk load")
     proc = run_timed(
         [PYTHON, "-m", "include.vyapar.data.datagen", "arrive", "--landing", str(scale.landing), "--hours", str(hours),
@@ -159,7 +165,7 @@ def daily_build_per_layer(scale: Scale) -> dict:
 
 
 def incremental_vs_full(
-    scale: Scale, select: list[str] = HOURLY_CHAIN, warmup_hours: int = 4, repeats: int = 3
+    scale: Scale, select: list[str] = HOURLY_CHAIN, warmup_hours: int | None = None, repeats: int = 3
 ) -> dict:
     """One hourly arrival processed incrementally against --full-refresh of the same models, from the same state.
 
@@ -188,6 +194,7 @@ def incremental_vs_full(
         if proc.returncode:
             raise RuntimeError(proc.output[-2000:])
 
+    warmup_hours = hours_past_lookback() if warmup_hours is None else warmup_hours
     if warmup_hours:
         log(f"{scale.name}: {warmup_hours} hourly arrivals processed first (untimed)")
         arrive(warmup_hours)
