@@ -52,9 +52,10 @@ XDIST_GROUPS: dict[str, str | None] = {
     "tests/deployment/test_containers.py": "containers",
     "tests/deployment/test_compose_stack.py": "compose-standin",
     "tests/deployment/test_local_start.py": "bin-start",
-    "tests/deployment/test_watcher_execution.py": "bin-start-watcher",
-    # its own bin/start platform; the parse-time config and weekly-report tests share nothing of the group's
-    "tests/alerting_e2e/test_delivery_under_bin_start.py": "bin-start-delivery",
+    # one paused bin/start platform (tests/bin_start.py); the parse-time config and weekly-report tests share
+    # nothing of the alerting-e2e group's
+    "tests/deployment/test_watcher_execution.py": "bin-start-paused",
+    "tests/alerting_e2e/test_delivery_under_bin_start.py": "bin-start-paused",
     "tests/alerting_e2e/test_alerting_config_at_parse.py": None,
     "tests/alerting_e2e/test_weekly_report.py": None,
     "tests/alerting_e2e/": "alerting-e2e",
@@ -82,5 +83,6 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.slow)
 
 
-# Real Airflow runs (metadata DB, raw data, the layer runs) as one plugin: each session fixture exists once per worker.
-pytest_plugins = ["tests.airflow_runs"]
+# Real Airflow runs (metadata DB, raw data, the layer runs) and bin/start platforms as plugins: each session fixture
+# exists once per worker.
+pytest_plugins = ["tests.airflow_runs", "tests.bin_start"]

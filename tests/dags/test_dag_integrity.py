@@ -133,6 +133,17 @@ def test_task_counts_match_the_manifest(dagbag, manifest):
         assert {t.task_id for t in dag.tasks} == {"plan_selection"} | snapshot | {t.task_id for t in _run_tasks(dag)}, dag_id
 
 
+def test_each_business_dag_builds_exactly_its_declared_models(dagbag):
+    """A business DAG is the layer DAGs' factory on a list of models: its model tasks are that list, no more (the
+    runs of two of them, tests/dags/test_dag_runs.py, show the factory's business DAGs run)."""
+    business = [s for s in load_schedules().all if s.kind == "business"]
+    assert {s.dag_id for s in business} == set(EXPECTED_SCHEDULES) - set(LAYER_DAGS)
+    for schedule in business:
+        dag = dagbag.dags[schedule.dag_id]
+        assert sorted(n for t in _run_tasks(dag) for n in task_selects(t)) == sorted(schedule.select), schedule.dag_id
+        assert {t.task_id for t in dag.tasks} == {"plan_selection"} | {t.task_id for t in _run_tasks(dag)}
+
+
 def test_dbt_tasks_share_the_single_writer_pool(dagbag):
     for dag in (dagbag.dags[d] for d in EXPECTED_SCHEDULES):
         dbt_tasks = [t for t in dag.tasks if t.task_id.startswith("dbt.")]

@@ -11,10 +11,10 @@ import pytest
 from include.vyapar import settings
 from tests.airflow_runs import LAYERS_IN_SCHEDULE_ORDER, dags_test
 
-BUSINESS = [
-    "vyapar_daily_sales", "vyapar_inventory_status", "vyapar_campaign_performance",
-    "vyapar_financial_metrics", "vyapar_customer_segments",
-]  # fmt: skip
+# Two of the five business DAGs, from facts to a mart and from marts to the ML models: the five are one factory on a
+# list of models (tests/dags/test_dag_integrity.py checks each DAG's tasks against its list), and the layer runs
+# above build and test every one of those models.
+BUSINESS = ["vyapar_daily_sales", "vyapar_customer_segments"]
 
 pytestmark = pytest.mark.slow
 

@@ -3,12 +3,9 @@ the same .env as compose (Slack, email to a local catcher), runs a first trigger
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import signal
-import socket
-import subprocess
 import time
 from datetime import datetime
 from pathlib import Path
@@ -19,6 +16,7 @@ import pytest
 import requests
 
 from include.vyapar.pipeline.schedules import load_schedules
+from tests.bin_start import bin_start, wait_for
 from tests.conftest import ARTIFACTS
 from tests.fakes.slack_server import FakeSlack
 
@@ -27,68 +25,6 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 DAG_IDS = {s.dag_id for s in (*load_schedules().all, *load_schedules().watchers)}
 
 pytestmark = pytest.mark.slow
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_for(predicate, timeout: float, what: str, proc: subprocess.Popen, log: Path):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"bin/start exited ({proc.returncode}) while waiting for {what}:\n{log.read_text()[-5000:]}")
-        try:
-            value = predicate()
-            if value:
-                return value
-        except requests.RequestException:
-            pass
-        time.sleep(2)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}:\n{log.read_text()[-5000:]}")
-
-
-@contextlib.contextmanager
-def bin_start(root: Path, artifact: str, **extra_env: str):
-    """`bin/start` on a free port with its own data folder, Airflow home, .env (root/.env, if the test writes one)
-    and mail catcher ports, DAGs paused (a cron time passing mid-test would compete with a test's own trigger; the
-    newcomer's default is unpaused); stopped, and its log kept, at the end."""
-    port = _free_port()
-    env = {
-        **os.environ,
-        "VYAPAR_DATA_DIR": str(root / "data"),
-        "AIRFLOW_HOME": str(root / "airflow_home"),
-        "AIRFLOW_PORT": str(port),
-        "VYAPAR_SCALE": "0.05",
-        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
-        "VYAPAR_ENV_FILE": str(root / ".env"),
-        "SMTP_PORT": str(_free_port()),
-        "MAILPIT_PORT": str(_free_port()),
-        **extra_env,
-    }
-    for var in ("VYAPAR_LANDING_DIR", "VYAPAR_DUCKDB_PATH", "VYAPAR_WAREHOUSE_LOCK"):
-        env.pop(var, None)
-    log = root / "start.log"
-    started, launched_at = time.monotonic(), datetime.now().astimezone()
-    with log.open("w") as out:
-        proc = subprocess.Popen([str(REPO_ROOT / "bin" / "start")], env=env, stdout=out, stderr=subprocess.STDOUT,
-                                start_new_session=True)  # fmt: skip
-    base = f"http://localhost:{port}"
-    try:
-        _wait_for(lambda: requests.get(f"{base}/api/v2/monitor/health", timeout=5).ok, 600, "a healthy API", proc, log)
-        yield {"base": base, "root": root, "log": log, "proc": proc, "ready_seconds": time.monotonic() - started,
-               "launched_at": launched_at, "mail": f"http://127.0.0.1:{env['MAILPIT_PORT']}"}  # fmt: skip
-    finally:
-        with contextlib.suppress(ProcessLookupError):  # stopped already by the Ctrl-C test
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-        ARTIFACTS.mkdir(exist_ok=True)
-        (ARTIFACTS / artifact).write_text(log.read_text())
 
 
 @pytest.fixture(scope="module")
@@ -129,7 +65,9 @@ def _token(platform) -> str:
     text = platform["log"].read_text()
     password = json.loads((platform["root"] / "airflow_home" / "passwords.json").read_text())["admin"]
     assert f"admin / {password}" in text, "bin/start must print the login"
-    response = requests.post(f"{platform['base']}/auth/token", json={"username": "admin", "password": password}, timeout=10)
+    response = requests.post(
+        f"{platform['base']}/auth/token", json={"username": "admin", "password": password}, timeout=10
+    )
     response.raise_for_status()
     return response.json()["access_token"]
 
@@ -149,7 +87,7 @@ def test_ui_lists_every_vyaparbazaar_dag_with_its_schedule_and_a_first_trigger_r
         dags = _api(started_platform, "/api/v2/dags", params={"tags": "vyaparbazaar", "limit": 100})["dags"]
         return dags if DAG_IDS <= {d["dag_id"] for d in dags} else None
 
-    dags = _wait_for(all_dags, 180, f"the {len(DAG_IDS)} DAGs", started_platform["proc"], started_platform["log"])
+    dags = wait_for(all_dags, 180, f"the {len(DAG_IDS)} DAGs", started_platform["proc"], started_platform["log"])
     schedules = {d["dag_id"]: d["timetable_summary"] for d in dags}
     assert schedules["vyapar_sources"] == "5 * * * *"
     assert schedules["vyapar_marts"] == "0 3 * * *"
@@ -158,14 +96,19 @@ def test_ui_lists_every_vyaparbazaar_dag_with_its_schedule_and_a_first_trigger_r
 
     dag = "/api/v2/dags/vyapar_staging"
     triggered = time.monotonic()
-    run = _api(started_platform, f"{dag}/dagRuns", "POST", json={"logical_date": None, "conf": {"full_refresh": False, "select": ""}})
+    run = _api(
+        started_platform,
+        f"{dag}/dagRuns",
+        "POST",
+        json={"logical_date": None, "conf": {"full_refresh": False, "select": ""}},
+    )
     path = f"{dag}/dagRuns/{quote(run['dag_run_id'], safe='')}"
 
     def finished():
         state = _api(started_platform, path)["state"]
         return state if state in {"success", "failed"} else None
 
-    state = _wait_for(finished, 600, "the triggered run", started_platform["proc"], started_platform["log"])
+    state = wait_for(finished, 600, "the triggered run", started_platform["proc"], started_platform["log"])
     done = _api(started_platform, path)
     queued = (datetime.fromisoformat(done["start_date"]) - datetime.fromisoformat(done["queued_at"])).total_seconds()
     (ARTIFACTS / "bin_start_timings.json").write_text(json.dumps({
@@ -198,21 +141,26 @@ def test_env_file_sets_slack_and_email_and_an_alert_email_shows_in_the_local_cat
     smtp = _api(started_platform, "/api/v2/connections/smtp_alerts")
     assert smtp["host"] == "127.0.0.1"
     text = started_platform["log"].read_text()
-    assert f"Alerts:      to slack and email; email to {started_platform['mail'].replace('127.0.0.1', 'localhost')}" in text
+    assert (
+        f"Alerts:      to slack and email; email to {started_platform['mail'].replace('127.0.0.1', 'localhost')}"
+        in text
+    )
 
     dag = "/api/v2/dags/vyapar_dimensions"
-    run = _api(started_platform, f"{dag}/dagRuns", "POST", json={"logical_date": None, "conf": {"select": "no_such_model"}})
+    run = _api(
+        started_platform, f"{dag}/dagRuns", "POST", json={"logical_date": None, "conf": {"select": "no_such_model"}}
+    )
 
     def emailed():
         messages = requests.get(f"{started_platform['mail']}/api/messages", timeout=5).json()["messages"]
         return [m for m in messages if "vyapar_dimensions" in m["subject"] + m["text"]] or None
 
-    [email, *_] = _wait_for(emailed, 300, "the failed run's alert email in the catcher", started_platform["proc"],
+    [email, *_] = wait_for(emailed, 300, "the failed run's alert email in the catcher", started_platform["proc"],
                             started_platform["log"])  # fmt: skip
     assert run["dag_run_id"] in email["text"] or "vyapar_dimensions" in email["subject"]
     page = requests.get(started_platform["mail"] + "/", timeout=5).text
     assert email["subject"] in page
-    assert _wait_for(lambda: fake_slack.messages_in("#data-oncall"), 60, "the Slack alert", started_platform["proc"],
+    assert wait_for(lambda: fake_slack.messages_in("#data-oncall"), 60, "the Slack alert", started_platform["proc"],
                      started_platform["log"])  # fmt: skip
 
 
@@ -231,7 +179,7 @@ def test_ctrl_c_stops_the_platform_and_everything_it_started(started_platform):
     run = _api(started_platform, f"{dag}/dagRuns", "POST", json={"logical_date": None})
     path = f"{dag}/dagRuns/{quote(run['dag_run_id'], safe='')}"
     proc = started_platform["proc"]
-    _wait_for(lambda: _api(started_platform, path)["state"] == "running", 120, "the run to start", proc,
+    wait_for(lambda: _api(started_platform, path)["state"] == "running", 120, "the run to start", proc,
               started_platform["log"])  # fmt: skip
     tree = [psutil.Process(proc.pid), *psutil.Process(proc.pid).children(recursive=True)]
     assert len(tree) > 5, [p.cmdline()[:3] for p in tree]
@@ -248,4 +196,6 @@ def test_ctrl_c_stops_the_platform_and_everything_it_started(started_platform):
     assert took < 30, f"stopped in {took:.0f} s"
     with pytest.raises(requests.ConnectionError):
         requests.get(f"{started_platform['base']}/api/v2/monitor/health", timeout=5)
-    (ARTIFACTS / "bin_start_ctrl_c.json").write_text(json.dumps({"stopped_seconds": round(took, 1), "processes": len(tree)}))
+    (ARTIFACTS / "bin_start_ctrl_c.json").write_text(
+        json.dumps({"stopped_seconds": round(took, 1), "processes": len(tree)})
+    )

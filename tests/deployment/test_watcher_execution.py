@@ -17,20 +17,15 @@ import pytest
 import requests
 
 from include.vyapar.runtime import dbt_in_process
-from tests.deployment.test_local_start import _wait_for, bin_start
+from tests.bin_start import wait_for
 
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def watcher_platform(tmp_path_factory):
-    root = tmp_path_factory.mktemp("watcher")
-    with bin_start(root, "bin_start_watcher.log", VYAPAR_DBT_EXECUTION="watcher") as platform:
-        password = json.loads((root / "airflow_home" / "passwords.json").read_text())["admin"]
-        token = requests.post(f"{platform['base']}/auth/token", json={"username": "admin", "password": password},
-                              timeout=10)  # fmt: skip
-        token.raise_for_status()
-        yield {**platform, "headers": {"Authorization": f"Bearer {token.json()['access_token']}"}}
+@pytest.fixture
+def watcher_platform(paused_platform):
+    """The shared paused platform (tests/bin_start.py): the product's execution, retry delay 30 s."""
+    return paused_platform
 
 
 def _run(platform, dag_id: str, conf: dict, settle: bool = False) -> tuple[str, dict[str, dict]]:
@@ -40,7 +35,7 @@ def _run(platform, dag_id: str, conf: dict, settle: bool = False) -> tuple[str, 
     def parsed():
         return requests.get(dag, headers=headers, timeout=10).ok
 
-    _wait_for(parsed, 180, f"{dag_id} to be parsed", platform["proc"], platform["log"])
+    wait_for(parsed, 180, f"{dag_id} to be parsed", platform["proc"], platform["log"])
     requests.patch(dag, json={"is_paused": False}, headers=headers, timeout=10).raise_for_status()
     run = requests.post(f"{dag}/dagRuns", json={"logical_date": None, "conf": conf}, headers=headers, timeout=10)
     run.raise_for_status()
@@ -50,7 +45,7 @@ def _run(platform, dag_id: str, conf: dict, settle: bool = False) -> tuple[str, 
         state = requests.get(f"{dag}/dagRuns/{run_id}", headers=headers, timeout=10).json()["state"]
         return state if state in {"success", "failed"} else None
 
-    state = _wait_for(finished, 600, f"the {dag_id} run", platform["proc"], platform["log"])
+    state = wait_for(finished, 600, f"the {dag_id} run", platform["proc"], platform["log"])
     if settle:
 
         def idle():  # unpausing also queued the latest scheduled slot's run: let it end (it holds the DuckDB file)
@@ -58,7 +53,7 @@ def _run(platform, dag_id: str, conf: dict, settle: bool = False) -> tuple[str, 
                                 timeout=10).json()["dag_runs"]  # fmt: skip
             return not runs
 
-        _wait_for(idle, 600, f"no {dag_id} run left running", platform["proc"], platform["log"])
+        wait_for(idle, 600, f"no {dag_id} run left running", platform["proc"], platform["log"])
     requests.patch(dag, json={"is_paused": True}, headers=headers, timeout=10).raise_for_status()
     tis = requests.get(f"{dag}/dagRuns/{run_id}/taskInstances", params={"limit": 200}, headers=headers,
                        timeout=10).json()["task_instances"]  # fmt: skip
@@ -119,7 +114,7 @@ def test_a_failing_model_fails_its_own_task_and_what_depends_on_it_waits_for_its
     """A model whose input is missing: dbt fails it; on the first try its task fails in the triggerer (from the
     producer's status board), the models beside it succeed, the producer fails with the build, and the tasks of
     what dbt skipped (the model built on it, the tests) wait for it, as the `none_failed` rule would. The input is
-    put back: the model's retry (a minute later, Cosmos runs it by itself on a worker) succeeds, then each waiting
+    put back: the model's retry (after the retry delay, Cosmos runs it by itself on a worker) succeeds, then each waiting
     task runs its own dbt on a worker, and the run ends successful."""
     base, headers = watcher_platform["base"], watcher_platform["headers"]
     dag = f"{base}/api/v2/dags/vyapar_intermediate"
@@ -153,7 +148,7 @@ def test_a_failing_model_fails_its_own_task_and_what_depends_on_it_waits_for_its
             done = now[failing]["state"] in ended and now["dbt.dbt_producer_watcher"]["state"] in ended
             return now if done and now[failing]["try_number"] == 1 else None
 
-        now = _wait_for(first_try_over, 600, "the failing model's first try", watcher_platform["proc"],
+        now = wait_for(first_try_over, 600, "the failing model's first try", watcher_platform["proc"],
                         watcher_platform["log"])  # fmt: skip
     finally:
         rename("stg_payments_away", "stg_payments")
@@ -167,7 +162,7 @@ def test_a_failing_model_fails_its_own_task_and_what_depends_on_it_waits_for_its
         state = requests.get(f"{dag}/dagRuns/{run_id}", headers=headers, timeout=10).json()["state"]
         return state if state in {"success", "failed"} else None
 
-    state = _wait_for(finished, 600, "the run after the retry", watcher_platform["proc"], watcher_platform["log"])
+    state = wait_for(finished, 600, "the run after the retry", watcher_platform["proc"], watcher_platform["log"])
     requests.patch(dag, json={"is_paused": True}, headers=headers, timeout=10).raise_for_status()
     after = tis(run_id)
     states = {k: t["state"] for k, t in after.items()}
