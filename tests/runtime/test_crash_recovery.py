@@ -22,6 +22,8 @@ from include.vyapar import settings
 pytestmark = pytest.mark.slow
 # a dbt process per model (through dbt-serialized), the one the test kills
 DBT_PROCESS = {"VYAPAR_DBT_INVOCATION": "subprocess"}
+# a targeted run of the probe alone (the layer's other models were built by the layer runs and stay as they are)
+PROBE_ONLY = {"select": "zz_slow_probe", "full_refresh": False}
 
 SLOW_PROBE_SQL = """
 -- test-only model: burns CPU while VYAPAR_SLOW_PROBE=1 so the test can kill dbt in the middle of it
@@ -90,7 +92,7 @@ def test_sigkilled_dbt_fails_the_task_keeps_the_warehouse_and_the_rerun_succeeds
     killer = threading.Thread(target=_kill_probe_dbt_until, args=(done, kills), daemon=True)
     killer.start()
     try:
-        crashed = dags_test("vyapar_facts", env={**probe_project, "VYAPAR_SLOW_PROBE": "1", **DBT_PROCESS})
+        crashed = dags_test("vyapar_facts", conf=PROBE_ONLY, env={**probe_project, "VYAPAR_SLOW_PROBE": "1", **DBT_PROCESS})
     finally:
         done.set()
         killer.join()
@@ -105,7 +107,7 @@ def test_sigkilled_dbt_fails_the_task_keeps_the_warehouse_and_the_rerun_succeeds
         after = {t: con.execute(f"select count(*) from core.{t}").fetchone()[0] for t in before}
     assert after == before
 
-    rerun = dags_test("vyapar_facts", env={**probe_project, **DBT_PROCESS})
+    rerun = dags_test("vyapar_facts", conf=PROBE_ONLY, env={**probe_project, **DBT_PROCESS})
     assert rerun.succeeded, rerun.output[-4000:]
     with duckdb.connect(str(settings.DUCKDB_PATH), read_only=True) as con:
         assert con.execute("select order_rows from core.zz_slow_probe").fetchone()[0] == before["fct_orders"]
