@@ -22,16 +22,12 @@ from tests.conftest import ARTIFACTS as ALL_ARTIFACTS
 
 BIN = Path(sys.executable).parent
 ARTIFACTS = ALL_ARTIFACTS / "dags_test"
-# `airflow dags test` runs a DAG's tasks one after the other in its own process: the DAGs here are built and
-# run in Cosmos' local execution (a task per model), dbt in that process (the layer runs: 392 s, against 637 s with
-# a dbt process per model; tests/runtime/test_crash_recovery.py asks for the process it kills). The platform's own
-# execution (watcher: include/vyapar/pipeline/cosmos_config.py) runs on a real scheduler and triggerer in
-# tests/deployment/ and tests/ui/.
+# `airflow dags test` runs a DAG's tasks one after the other in its own process, so a sensor cannot wait there for
+# a producer: the DAGs here are built and run in Cosmos' local execution (a task per model: the path of a targeted
+# run and of a retry), dbt in that process (tests/runtime/test_crash_recovery.py asks for a process it can kill).
+# The platform's own execution (watcher: include/vyapar/pipeline/cosmos_config.py) runs on a real scheduler and
+# triggerer in tests/deployment/ and tests/ui/.
 PER_MODEL_EXECUTION = {"VYAPAR_DBT_EXECUTION": "local", "VYAPAR_DBT_INVOCATION": "dbt_runner"}
-LAYERS_IN_SCHEDULE_ORDER = [
-    "vyapar_sources", "vyapar_staging", "vyapar_intermediate", "vyapar_dimensions",
-    "vyapar_facts", "vyapar_marts", "vyapar_ml_features",
-]  # fmt: skip
 
 
 def airflow_cli(
@@ -101,12 +97,14 @@ def raw_landing() -> Path:
 
 
 @pytest.fixture(scope="session")
-def layer_runs(airflow_db, raw_landing) -> dict[str, DagTestResult]:
-    """Every layer DAG, one after the other in schedule order, on an empty warehouse."""
+def session_warehouse(airflow_db, raw_landing) -> Path:
+    """The worker's warehouse, built from the generated raw data by one `dbt build`, as `bin/start` bootstraps a new
+    platform's. The layer DAGs themselves run, in schedule order, on the platform a newcomer starts
+    (tests/deployment/test_local_start.py), in the product's execution."""
     assert not settings.DUCKDB_PATH.exists()
-    runs = {}
-    for dag_id in LAYERS_IN_SCHEDULE_ORDER:
-        runs[dag_id] = dags_test(dag_id)
-        if not runs[dag_id].succeeded:
-            break
-    return runs
+    proc = subprocess.run(
+        [sys.executable, "-m", "include.vyapar.data.warehouse", "bootstrap"], env=os.environ, capture_output=True,
+        text=True, timeout=900, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    return settings.DUCKDB_PATH

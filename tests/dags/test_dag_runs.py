@@ -1,65 +1,31 @@
-"""Real Airflow runs (`airflow dags test`) of every DAG on a fresh AIRFLOW_HOME, real dbt, real DuckDB."""
+"""Real Airflow runs (`airflow dags test`: Cosmos' task per model) on a fresh AIRFLOW_HOME, real dbt, real DuckDB,
+over the worker's built warehouse. The layer DAGs run in schedule order on a real platform:
+tests/deployment/test_local_start.py."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
 
-import duckdb
 import pytest
 
-from include.vyapar import settings
-from tests.airflow_runs import LAYERS_IN_SCHEDULE_ORDER, dags_test
+from tests.airflow_runs import dags_test
 
 # Two of the five business DAGs, from facts to a mart and from marts to the ML models: the five are one factory on a
 # list of models (tests/dags/test_dag_integrity.py checks each DAG's tasks against its list), and the layer runs
-# above build and test every one of those models.
+# (tests/deployment/test_local_start.py) build and test every one of those models.
 BUSINESS = ["vyapar_daily_sales", "vyapar_customer_segments"]
 
 pytestmark = pytest.mark.slow
 
 
-def _tables() -> dict[str, int]:
-    with duckdb.connect(str(settings.DUCKDB_PATH), read_only=True) as con:
-        rows = con.sql("select schema_name || '.' || table_name, estimated_size from duckdb_tables()").fetchall()
-    return dict(rows)
-
-
-@pytest.mark.parametrize("dag_id", LAYERS_IN_SCHEDULE_ORDER)
-def test_layer_dag_succeeds_in_schedule_order(layer_runs, dag_id):
-    assert dag_id in layer_runs, "an earlier layer failed"
-    result = layer_runs[dag_id]
-    assert result.succeeded, result.output[-6000:]
-
-
-def test_layers_build_every_model_into_the_warehouse(layer_runs):
-    import json
-
-    manifest = json.loads(settings.DBT_MANIFEST_PATH.read_text())
-    models = {f"{n['schema']}.{n['alias']}" for n in manifest["nodes"].values()
-              if n["resource_type"] == "model" and n["config"]["materialized"] in {"table", "incremental"}}  # fmt: skip
-    tables = _tables()
-    assert models <= set(tables)
-    assert all(tables[m] > 0 for m in models if m.startswith("marts."))
-
-
-def test_sources_dag_lands_a_new_batch(layer_runs):
-    batches = sorted(p.name for p in (settings.LANDING_DIR / "orders").glob("*.parquet"))
-    assert len(batches) >= 2, batches
-
-
-def test_runs_end_with_a_checkpoint_so_the_wal_stays_small(layer_runs):
-    wal = settings.DUCKDB_PATH.with_name(settings.DUCKDB_PATH.name + ".wal")
-    assert not wal.exists() or wal.stat().st_size < 1_000_000
-
-
 @pytest.mark.parametrize("dag_id", BUSINESS)
-def test_business_dag_succeeds(layer_runs, dag_id):
+def test_business_dag_succeeds(session_warehouse, dag_id):
     result = dags_test(dag_id)
     assert result.succeeded, result.output[-6000:]
 
 
-def test_targeted_rebuild_runs_only_the_selection(layer_runs):
+def test_targeted_rebuild_runs_only_the_selection(session_warehouse):
     result = dags_test("vyapar_staging", conf={"select": "stg_orders", "full_refresh": True})
     assert result.succeeded, result.output[-6000:]
     assert "Targeted rebuild: 1 node(s) selected: stg_orders" in result.output
@@ -68,7 +34,7 @@ def test_targeted_rebuild_runs_only_the_selection(layer_runs):
     assert "--select', 'fqn:vyaparbazaar.staging.stg_orders'" in result.output
 
 
-def test_two_layer_dags_at_once_never_hit_the_duckdb_lock(layer_runs):
+def test_two_layer_dags_at_once_never_hit_the_duckdb_lock(session_warehouse):
     procs = [
         subprocess.Popen(
             [sys.executable, "-c", f"from tests.airflow_runs import dags_test; r = dags_test('{dag_id}'); "

@@ -11,11 +11,14 @@ from datetime import datetime
 from pathlib import Path
 from urllib.parse import quote
 
+import duckdb
 import psutil
 import pytest
 import requests
 
+from include.vyapar import settings
 from include.vyapar.pipeline.schedules import load_schedules
+from include.vyapar.runtime import dbt_in_process
 from tests.bin_start import bin_start, wait_for
 from tests.conftest import ARTIFACTS
 from tests.fakes.slack_server import FakeSlack
@@ -23,6 +26,7 @@ from tests.fakes.slack_server import FakeSlack
 REPO_ROOT = Path(__file__).resolve().parents[2]
 # The DAGs schedules.yaml declares (12 pipelines and the watchers), each with its cron
 DAG_IDS = {s.dag_id for s in (*load_schedules().all, *load_schedules().watchers)}
+LAYERS = [s.dag_id for s in load_schedules().layers]  # in schedule order: sources, staging, ..., ml_features
 
 pytestmark = pytest.mark.slow
 
@@ -131,6 +135,40 @@ def test_first_start_queues_no_catch_up_run(started_platform):
     catch_up = [(r["dag_id"], r["run_after"]) for r in runs if r["run_type"] == "scheduled"
                 and datetime.fromisoformat(r["run_after"]) < started_platform["launched_at"]]  # fmt: skip
     assert not catch_up
+
+
+def test_every_layer_dag_runs_in_schedule_order_and_builds_every_model(started_platform):
+    """The seven layer DAGs, triggered one after the other in schedule order on the newcomer's platform (the product's
+    execution: one dbt build per run, each model's task in the triggerer), each succeed: the sources run lands a new
+    raw batch, every model is a table in the warehouse, the marts have rows, and the runs end with a checkpoint."""
+    data = started_platform["root"] / "data"
+    batches = len(list((data / "landing" / "orders").glob("*.parquet")))
+    for dag_id in LAYERS:
+        run = _api(started_platform, f"/api/v2/dags/{dag_id}/dagRuns", "POST",
+                   json={"logical_date": None, "conf": {"full_refresh": False, "select": ""}})  # fmt: skip
+        path = f"/api/v2/dags/{dag_id}/dagRuns/{quote(run['dag_run_id'], safe='')}"
+
+        def finished(path=path):
+            state = _api(started_platform, path)["state"]
+            return state if state in {"success", "failed"} else None
+
+        state = wait_for(finished, 600, f"the {dag_id} run", started_platform["proc"], started_platform["log"])
+        if state != "success":
+            tis = _api(started_platform, f"{path}/taskInstances", params={"limit": 200})["task_instances"]
+            raise AssertionError(f"{dag_id} {state}: {({t['task_id']: t['state'] for t in tis})}")
+    assert len(list((data / "landing" / "orders").glob("*.parquet"))) > batches, "the sources run landed no batch"
+
+    manifest = json.loads(settings.DBT_MANIFEST_PATH.read_text())
+    models = {f"{n['schema']}.{n['alias']}" for n in manifest["nodes"].values()
+              if n["resource_type"] == "model" and n["config"]["materialized"] in {"table", "incremental"}}  # fmt: skip
+    warehouse = data / "warehouse" / "vyaparbazaar.duckdb"
+    with dbt_in_process.warehouse_lock(warehouse.with_suffix(".lock")):  # a scheduled run may be writing
+        with duckdb.connect(str(warehouse), read_only=True) as con:
+            tables = dict(con.sql("select schema_name || '.' || table_name, estimated_size from duckdb_tables()").fetchall())
+        wal = warehouse.with_name(warehouse.name + ".wal")
+        assert not wal.exists() or wal.stat().st_size < 1_000_000
+    assert models <= set(tables), sorted(models - set(tables))
+    assert all(tables[m] > 0 for m in models if m.startswith("marts.")), tables
 
 
 def test_env_file_sets_slack_and_email_and_an_alert_email_shows_in_the_local_catcher(started_platform, fake_slack):

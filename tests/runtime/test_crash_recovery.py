@@ -81,10 +81,9 @@ def _task_states(dag_id: str, task_id: str) -> list[str]:
     return [r[0] for r in history + current]
 
 
-def test_sigkilled_dbt_fails_the_task_keeps_the_warehouse_and_the_rerun_succeeds(layer_runs, probe_project):
+def test_sigkilled_dbt_fails_the_task_keeps_the_warehouse_and_the_rerun_succeeds(session_warehouse, probe_project):
     from tests.airflow_runs import dags_test
 
-    assert layer_runs["vyapar_facts"].succeeded
     with duckdb.connect(str(settings.DUCKDB_PATH), read_only=True) as con:
         before = {t: con.execute(f"select count(*) from core.{t}").fetchone()[0] for t in ("fct_orders", "fct_order_items")}
 
