@@ -324,7 +324,7 @@ class StandInStack:
                 raise AssertionError(f"{name} not healthy within {timeout:.0f} s:\n{self.tail(name)}")
             # A check that starts a process (`airflow jobs check`, `celery inspect ping`: seconds of CPU on 2 cores)
             # runs at most a third of the time; a URL every second.
-            time.sleep(max(1.0, 2 * (time.monotonic() - checked)))
+            time.sleep(min(6.0, max(1.0, 2 * (time.monotonic() - checked))))
 
     def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
         process = self.services[name].process

@@ -214,8 +214,9 @@ class Stack:
                 raise AssertionError(f"{service} not healthy within {timeout:.0f} s (Compose's budget from its "
                                      f"healthcheck: {self.budget(service):.0f} s):\n{self.logs(service, 80)}")  # fmt: skip
             # A check that starts a process (`airflow jobs check`: seconds of CPU on 2 cores) runs at most a third
-            # of the time; a cheap one (curl, pg_isready) every 2 s.
-            time.sleep(max(2.0, 2 * (time.monotonic() - checked)))
+            # of the time; a cheap one (curl, pg_isready) every 2 s; a check that hung until its timeout, again
+            # within 10 s.
+            time.sleep(min(10.0, max(2.0, 2 * (time.monotonic() - checked))))
         return time.monotonic() - started
 
     def wait_completed(self, service: str, timeout: float = 900) -> None:
