@@ -1,5 +1,5 @@
 """`bin/start` platforms for the tests: the helper that starts one (free ports, its own data folder, Airflow home
-and .env), and the one paused platform the watcher and alert-delivery tests share.
+and .env), and the newcomer's platform, which the first-start, alert-delivery and watcher tests share.
 
 A pytest plugin (`pytest_plugins` in tests/conftest.py), so the session fixture is one per worker; the modules that
 use it are one xdist group (tests/conftest.py), so it starts once per test run."""
@@ -23,7 +23,6 @@ import yaml
 from include.vyapar import settings
 from tests.conftest import ARTIFACTS
 from tests.fakes.slack_server import FakeSlack
-from tests.fakes.smtp_server import FakeSmtp
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # The shared platform's waits, shortened from the shipped 10 s backoff and 60 s retry delay (the mechanisms are the
@@ -85,7 +84,8 @@ def bin_start(root: Path, artifact: str, **extra_env: str):
     try:
         wait_for(lambda: requests.get(f"{base}/api/v2/monitor/health", timeout=5).ok, 600, "a healthy API", proc, log)
         yield {"base": base, "root": root, "log": log, "proc": proc, "ready_seconds": time.monotonic() - started,
-               "launched_at": launched_at, "mail": f"http://127.0.0.1:{env['MAILPIT_PORT']}"}  # fmt: skip
+               "launched_at": launched_at, "mail": f"http://127.0.0.1:{env['MAILPIT_PORT']}",
+               "smtp_port": int(env["SMTP_PORT"])}  # fmt: skip
     finally:
         with contextlib.suppress(ProcessLookupError):  # stopped already by the Ctrl-C test
             os.killpg(proc.pid, signal.SIGTERM)
@@ -98,31 +98,61 @@ def bin_start(root: Path, artifact: str, **extra_env: str):
 
 
 @pytest.fixture(scope="session")
-def paused_platform(tmp_path_factory):
-    """One `bin/start` (DAGs paused; the product's execution) with Slack and SMTP connections to local stand-ins, and
-    the alerting and schedule declarations of the product with shorter backoff and retry delay."""
-    root = tmp_path_factory.mktemp("paused-platform")
+def newcomer_slack():
+    slack = FakeSlack().start()
+    yield slack
+    slack.stop()
+
+
+@pytest.fixture(scope="session")
+def newcomer_platform(tmp_path_factory, newcomer_slack):
+    """The newcomer's bin/start (DAGs unpaused), with a .env as compose's: Slack through another base URL (a Slack
+    stand-in, as a proxy would be), email left to the bundled catcher (SMTP_HOST=mailpit), and the product's alerting
+    and schedule declarations with a shorter delivery backoff and retry delay (VYAPAR_* keys, as a user sets them).
+
+    One platform for tests/deployment/test_local_start.py, then (paused: `paused_platform`) the alert-delivery and
+    watcher tests; the Ctrl-C test stops it last (the order: tests/conftest.py)."""
+    root = tmp_path_factory.mktemp("start")
     alerting = yaml.safe_load(settings.alerting_config_path().read_text())
     alerting["delivery"]["backoff_seconds"] = TEST_BACKOFF_SECONDS
     (root / "alerting.yaml").write_text(yaml.safe_dump(alerting, sort_keys=False))
     schedules = yaml.safe_load(settings.SCHEDULES_FILE.read_text())
     schedules["defaults"]["retry_delay_seconds"] = TEST_RETRY_DELAY_SECONDS
     (root / "schedules.yaml").write_text(yaml.safe_dump(schedules, sort_keys=False))
-    slack, smtp = FakeSlack().start(), FakeSmtp().start()
+    (root / ".env").write_text(
+        "# as .env.example, with Slack set\n"
+        f"SLACK_BOT_TOKEN={newcomer_slack.token}\n"
+        f"SLACK_API_URL='{newcomer_slack.api_url}'   # the provider connection's extra.base_url\n"
+        "SMTP_HOST=mailpit\n"
+        f"VYAPAR_ALERTING_CONFIG={root / 'alerting.yaml'}\n"
+        f"VYAPAR_SCHEDULES_FILE={root / 'schedules.yaml'}\n"
+    )
+    with bin_start(root, "bin_start.log", AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION="False") as platform:
+        yield {**platform, "slack": newcomer_slack}
+
+
+@pytest.fixture(scope="session")
+def paused_platform(newcomer_platform):
+    """The newcomer's platform once its own tests are done, every DAG paused (a cron time passing mid-test would
+    compete with a test's own trigger), with what a process raising an alert into it needs: its connections,
+    declarations and alert store."""
+    platform = newcomer_platform
+    password = json.loads((platform["root"] / "airflow_home" / "passwords.json").read_text())["admin"]
+    token = requests.post(f"{platform['base']}/auth/token", json={"username": "admin", "password": password}, timeout=10)
+    token.raise_for_status()
+    headers = {"Authorization": f"Bearer {token.json()['access_token']}"}
+    dags = requests.get(f"{platform['base']}/api/v2/dags", params={"tags": "vyaparbazaar", "limit": 100},
+                        headers=headers, timeout=10).json()["dags"]  # fmt: skip
+    for dag in dags:
+        requests.patch(f"{platform['base']}/api/v2/dags/{dag['dag_id']}", json={"is_paused": True}, headers=headers,
+                       timeout=10).raise_for_status()  # fmt: skip
+    root = platform["root"]
+    smtp = {"conn_type": "smtp", "host": "127.0.0.1", "port": platform["smtp_port"],
+            "extra": {"disable_ssl": True, "disable_tls": True, "timeout": 5, "retry_limit": 0}}  # fmt: skip
     env = {
-        "AIRFLOW_CONN_SLACK_ALERTS": slack.connection_json(),
-        "AIRFLOW_CONN_SMTP_ALERTS": smtp.connection_json(),
+        "AIRFLOW_CONN_SLACK_ALERTS": platform["slack"].connection_json(),
+        "AIRFLOW_CONN_SMTP_ALERTS": json.dumps(smtp),
         "VYAPAR_ALERTING_CONFIG": str(root / "alerting.yaml"),
         "VYAPAR_SCHEDULES_FILE": str(root / "schedules.yaml"),
     }
-    try:
-        with bin_start(root, "bin_start_paused.log", **env) as platform:
-            password = json.loads((root / "airflow_home" / "passwords.json").read_text())["admin"]
-            token = requests.post(f"{platform['base']}/auth/token", json={"username": "admin", "password": password},
-                                  timeout=10)  # fmt: skip
-            token.raise_for_status()
-            yield {**platform, "headers": {"Authorization": f"Bearer {token.json()['access_token']}"}, "slack": slack,
-                   "smtp": smtp, "env": env, "store_url": f"sqlite:///{root / 'data' / 'alerts.sqlite'}"}  # fmt: skip
-    finally:
-        slack.stop()
-        smtp.stop()
+    return {**platform, "headers": headers, "env": env, "store_url": f"sqlite:///{root / 'data' / 'alerts.sqlite'}"}

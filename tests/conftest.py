@@ -51,11 +51,11 @@ XDIST_GROUPS: dict[str, str | None] = {
     # each a module of its own: the real containers, the compose stand-in, bin/start (the longest poles)
     "tests/deployment/test_containers.py": "containers",
     "tests/deployment/test_compose_stack.py": "compose-standin",
+    # one bin/start platform (tests/bin_start.py), in BIN_START_ORDER; the parse-time config and weekly-report tests
+    # share nothing of the alerting-e2e group's
     "tests/deployment/test_local_start.py": "bin-start",
-    # one paused bin/start platform (tests/bin_start.py); the parse-time config and weekly-report tests share
-    # nothing of the alerting-e2e group's
-    "tests/deployment/test_watcher_execution.py": "bin-start-paused",
-    "tests/alerting_e2e/test_delivery_under_bin_start.py": "bin-start-paused",
+    "tests/deployment/test_watcher_execution.py": "bin-start",
+    "tests/alerting_e2e/test_delivery_under_bin_start.py": "bin-start",
     "tests/alerting_e2e/test_alerting_config_at_parse.py": None,
     "tests/alerting_e2e/test_weekly_report.py": None,
     "tests/alerting_e2e/": "alerting-e2e",
@@ -72,8 +72,26 @@ XDIST_GROUPS: dict[str, str | None] = {
 SLOW_PATHS = ("tests/alerting_e2e/", "tests/ui/", "tests/deployment/", "tests/dbt/", "tests/runtime/", "tests/dags/test_dag_runs.py")
 
 
+# The order of the tests on the one bin/start platform: the newcomer's first start (DAGs unpaused), then the tests
+# that pause the DAGs, then the Ctrl-C that stops it.
+BIN_START_ORDER = (
+    "tests/deployment/test_local_start.py::",
+    "tests/alerting_e2e/test_delivery_under_bin_start.py::",
+    "tests/deployment/test_watcher_execution.py::",
+    "tests/deployment/test_local_start.py::test_ctrl_c_stops_the_platform_and_everything_it_started",
+)
+
+
+def _bin_start_rank(nodeid: str) -> int:
+    return max(i for i, prefix in enumerate(BIN_START_ORDER) if nodeid.startswith(prefix))
+
+
 @pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which reads the groups into the node ids
 def pytest_collection_modifyitems(config, items):
+    slots = [i for i, item in enumerate(items) if any(item.nodeid.startswith(p) for p in BIN_START_ORDER)]
+    ordered = sorted((items[i] for i in slots), key=lambda item: _bin_start_rank(item.nodeid))  # stable
+    for i, item in zip(slots, ordered, strict=True):
+        items[i] = item
     for item in items:
         path = Path(str(item.fspath)).relative_to(REPO_ROOT).as_posix()
         group = next((g for prefix, g in XDIST_GROUPS.items() if path.startswith(prefix)), None)  # None: any worker

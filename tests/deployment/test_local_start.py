@@ -19,9 +19,8 @@ import requests
 from include.vyapar import settings
 from include.vyapar.pipeline.schedules import load_schedules
 from include.vyapar.runtime import dbt_in_process
-from tests.bin_start import bin_start, wait_for
+from tests.bin_start import wait_for
 from tests.conftest import ARTIFACTS
-from tests.fakes.slack_server import FakeSlack
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 # The DAGs schedules.yaml declares (12 pipelines and the watchers), each with its cron
@@ -31,26 +30,15 @@ LAYERS = [s.dag_id for s in load_schedules().layers]  # in schedule order: sourc
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def fake_slack():
-    slack = FakeSlack().start()
-    yield slack
-    slack.stop()
+@pytest.fixture
+def started_platform(newcomer_platform):
+    """The newcomer's bin/start (tests/bin_start.py): DAGs unpaused, Slack and email from a .env as compose's."""
+    return newcomer_platform
 
 
-@pytest.fixture(scope="module")
-def started_platform(tmp_path_factory, fake_slack):
-    """The newcomer's bin/start (DAGs unpaused), with a .env as compose's: Slack through another base URL (a
-    Slack stand-in, as a proxy would be), email left to the bundled catcher (SMTP_HOST=mailpit)."""
-    root = tmp_path_factory.mktemp("start")
-    (root / ".env").write_text(
-        "# as .env.example, with Slack set\n"
-        f"SLACK_BOT_TOKEN={fake_slack.token}\n"
-        f"SLACK_API_URL='{fake_slack.api_url}'   # the provider connection's extra.base_url\n"
-        "SMTP_HOST=mailpit\n"
-    )
-    with bin_start(root, "bin_start.log", AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION="False") as platform:
-        yield platform
+@pytest.fixture
+def fake_slack(newcomer_platform):
+    return newcomer_platform["slack"]
 
 
 def _headers(platform) -> dict[str, str]:
@@ -214,6 +202,7 @@ def test_ctrl_c_stops_the_platform_and_everything_it_started(started_platform):
     """SIGINT to bin/start's process group, as Ctrl-C sends it, while a run is going: every process bin/start
     started is gone within 30 s (Airflow standalone alone stayed up > 90 s with `<defunct>` children)."""
     dag = "/api/v2/dags/vyapar_intermediate"
+    _api(started_platform, dag, "PATCH", json={"is_paused": False})  # the tests before it paused the DAGs
     run = _api(started_platform, f"{dag}/dagRuns", "POST", json={"logical_date": None})
     path = f"{dag}/dagRuns/{quote(run['dag_run_id'], safe='')}"
     proc = started_platform["proc"]
