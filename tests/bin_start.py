@@ -32,7 +32,7 @@ TEST_BACKOFF_SECONDS = 2
 TEST_RETRY_DELAY_SECONDS = 30
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -60,7 +60,7 @@ def bin_start(root: Path, artifact: str, **extra_env: str):
     """`bin/start` on a free port with its own data folder, Airflow home, .env (root/.env, if the test writes one)
     and mail catcher ports, DAGs paused (a cron time passing mid-test would compete with a test's own trigger; the
     newcomer's default is unpaused); stopped, and its log kept, at the end."""
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "VYAPAR_DATA_DIR": str(root / "data"),
@@ -69,11 +69,13 @@ def bin_start(root: Path, artifact: str, **extra_env: str):
         "VYAPAR_SCALE": "0.05",
         "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
         "VYAPAR_ENV_FILE": str(root / ".env"),
-        "SMTP_PORT": str(_free_port()),
-        "MAILPIT_PORT": str(_free_port()),
+        "SMTP_PORT": str(free_port()),
+        "MAILPIT_PORT": str(free_port()),
         **extra_env,
     }
-    for var in ("VYAPAR_LANDING_DIR", "VYAPAR_DUCKDB_PATH", "VYAPAR_WAREHOUSE_LOCK"):
+    # The test session's own locations (tests/conftest.py) must not leak into the platform: it derives its own.
+    for var in ("VYAPAR_LANDING_DIR", "VYAPAR_DUCKDB_PATH", "VYAPAR_WAREHOUSE_LOCK", "VYAPAR_ALERT_STORE_URL",
+                "AIRFLOW__COSMOS__CACHE_DIR", "AIRFLOW__COSMOS__DBT_DOCS_PROJECTS"):  # fmt: skip
         env.pop(var, None)
     log = root / "start.log"
     started, launched_at = time.monotonic(), datetime.now().astimezone()
@@ -93,7 +95,7 @@ def bin_start(root: Path, artifact: str, **extra_env: str):
             proc.wait(timeout=60)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
-        ARTIFACTS.mkdir(exist_ok=True)
+        (ARTIFACTS / artifact).parent.mkdir(parents=True, exist_ok=True)
         (ARTIFACTS / artifact).write_text(log.read_text())
 
 

@@ -8,9 +8,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
-import socket
-import subprocess
 import time
 from pathlib import Path
 
@@ -18,7 +15,8 @@ import pytest
 import requests
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
-from tests.conftest import ARTIFACTS, REPO_ROOT, session_dir
+from tests.bin_start import bin_start, free_port
+from tests.conftest import ARTIFACTS, session_dir
 
 CHROMIUM = os.environ.get("VYAPAR_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -27,12 +25,6 @@ CHROMIUM_ARGS = [
 ]  # fmt: skip
 VIEWPORT = {"width": 1440, "height": 900}
 UI_ARTIFACTS = ARTIFACTS / "ui"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_for(predicate, timeout: float, what: str, platform: dict | None = None, every: float = 2.0):
@@ -58,58 +50,26 @@ def _tail(platform: dict) -> str:
 
 @pytest.fixture(scope="module")
 def platform():
-    """`bin/start` on a free port with its own data folder and Airflow home; DAGs start paused (the test unpauses
-    what it triggers, as the trigger form does)."""
+    """`bin/start` (tests/bin_start.py) with its own data folder, DAGs paused (the test unpauses what it triggers, as
+    the trigger form does). No Slack or email reachable (the journey reads the delivery errors): no .env, Slack a
+    channel without a connection, email to a port nobody listens on rather than bin/start's mail catcher
+    (docs/local.md)."""
     root = session_dir() / "ui-platform"
     if root.exists():
         shutil.rmtree(root)
     root.mkdir(parents=True)
-    port = _free_port()
-    env = {
-        **os.environ,
-        "VYAPAR_DATA_DIR": str(root / "data"),
-        "AIRFLOW_HOME": str(root / "airflow_home"),
-        "AIRFLOW_PORT": str(port),
-        "VYAPAR_SCALE": "0.05",
-        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
-        # No Slack or email reachable (the journey reads the delivery errors): no .env, Slack a channel without a
-        # connection, email to a port nobody listens on rather than bin/start's mail catcher (docs/local.md).
-        "VYAPAR_ENV_FILE": str(root / ".env"),
-        "VYAPAR_ALERT_CHANNELS": "slack,email",
-        "SMTP_HOST": "127.0.0.1",
-        "SMTP_PORT": str(_free_port()),
-    }
-    # The test session's own locations (tests/conftest.py) must not leak into the platform: it derives its own.
-    for var in ("VYAPAR_LANDING_DIR", "VYAPAR_DUCKDB_PATH", "VYAPAR_WAREHOUSE_LOCK", "VYAPAR_ALERT_STORE_URL",
-                "AIRFLOW__COSMOS__CACHE_DIR", "AIRFLOW__COSMOS__DBT_DOCS_PROJECTS"):  # fmt: skip
-        env.pop(var, None)
-    log = root / "start.log"
-    started = time.monotonic()
-    with log.open("w") as out:
-        proc = subprocess.Popen([str(REPO_ROOT / "bin" / "start")], env=env, stdout=out, stderr=subprocess.STDOUT,
-                                start_new_session=True)  # fmt: skip
-    base = f"http://localhost:{port}"
-    info = {"base": base, "root": root, "log": log, "proc": proc, "port": port}
-    try:
-        wait_for(lambda: requests.get(f"{base}/api/v2/monitor/health", timeout=5).ok, 900, "a healthy API", info)
-        info["ready_seconds"] = time.monotonic() - started
+    env = {"VYAPAR_ALERT_CHANNELS": "slack,email", "SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(free_port())}
+    with bin_start(root, "ui/bin_start.log", **env) as started:
+        info = dict(started)
         info["password"] = json.loads((root / "airflow_home" / "passwords.json").read_text())["admin"]
         token = requests.post(
-            f"{base}/auth/token", json={"username": "admin", "password": info["password"]}, timeout=10
+            f"{info['base']}/auth/token", json={"username": "admin", "password": info["password"]}, timeout=10
         )
         token.raise_for_status()
         info["headers"] = {"Authorization": f"Bearer {token.json()['access_token']}"}
         info["store_url"] = f"sqlite:///{root / 'data' / 'alerts.sqlite'}"
-        print(f"\nplatform up at {base} after {info['ready_seconds']:.0f} s (log {log})")
+        print(f"\nplatform up at {info['base']} after {info['ready_seconds']:.0f} s (log {info['log']})")
         yield info
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-        UI_ARTIFACTS.mkdir(parents=True, exist_ok=True)
-        shutil.copy(log, UI_ARTIFACTS / "bin_start.log")
 
 
 @pytest.fixture(scope="module")

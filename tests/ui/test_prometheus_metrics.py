@@ -21,8 +21,9 @@ import yaml
 
 from include.vyapar.alerting.config import load_alerting_config
 from include.vyapar.alerting.store import PENDING, AlertStore
+from tests.bin_start import free_port
 from tests.conftest import ARTIFACTS, REPO_ROOT
-from tests.ui.conftest import _free_port, wait_for
+from tests.ui.conftest import wait_for
 
 TOKEN = "metrics-token-for-the-test-0123456789"
 PROMETHEUS = shutil.which("prometheus")
@@ -82,7 +83,7 @@ def api_server(tmp_path_factory, airflow_db):  # noqa: F811
             # after any run another test of this worker's session made: the later (failed) one is the DAG's last
             for start in [datetime.now(UTC) + timedelta(days=1, hours=n)]
         ])  # fmt: skip
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "VYAPAR_LANDING_DIR": str(root / "landing"), "VYAPAR_ALERT_STORE_URL": store_url,
            "VYAPAR_METRICS_TOKEN": TOKEN, "AIRFLOW__API__PORT": str(port)}  # fmt: skip
     log = root / "api-server.log"
@@ -147,7 +148,7 @@ def test_prometheus_scrapes_the_platform_and_answers_a_freshness_query(api_serve
         ],
     }  # fmt: skip
     (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
-    port = _free_port()
+    port = free_port()
     proc = _start([PROMETHEUS, f"--config.file={tmp_path / 'prometheus.yml'}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
                    f"--web.listen-address=127.0.0.1:{port}"], tmp_path / "prometheus.log")  # fmt: skip
     base = f"http://127.0.0.1:{port}"
