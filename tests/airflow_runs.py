@@ -6,10 +6,12 @@ several conftests is a separate fixture in each, and ran once per folder in the 
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -42,6 +44,33 @@ def airflow_cli(
             f"airflow {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
         )
     return proc
+
+
+class Gate:
+    """A named pipe that a test's probe model reads before it ends (a DuckDB `read_csv` of it): the model waits, at no
+    CPU cost, until the test opens the gate, or its dbt process is killed."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        os.mkfifo(path)
+
+    def open(self, stop: threading.Event) -> bool:
+        """Write the line the model waits for, once the model is reading (a writer needs a reader); False if `stop`
+        is set first (the run ended without reaching the gate)."""
+        while not stop.is_set():
+            try:
+                fd = os.open(self.path, os.O_WRONLY | os.O_NONBLOCK)
+            except OSError as exc:
+                if exc.errno != errno.ENXIO:  # ENXIO: no reader yet
+                    raise
+                time.sleep(0.2)
+                continue
+            try:
+                os.write(fd, b"open\n")
+            finally:
+                os.close(fd)
+            return True
+        return False
 
 
 @dataclass

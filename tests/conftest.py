@@ -59,8 +59,9 @@ XDIST_GROUPS: dict[str, str | None] = {
     "tests/alerting_e2e/test_alerting_config_at_parse.py": None,
     "tests/alerting_e2e/test_weekly_report.py": None,
     "tests/alerting_e2e/": "alerting-e2e",
-    # the UI journey's bin/start platform; the others start their own servers (a group each: module fixtures)
-    "tests/ui/test_ui_journey.py": "ui",
+    # the UI journey runs on the same bin/start platform; the other UI tests start their own servers (a group each:
+    # module fixtures)
+    "tests/ui/test_ui_journey.py": "bin-start",
     "tests/ui/test_login_under_subpath.py": "ui-subpath",
     "tests/ui/test_prometheus_metrics.py": "ui-metrics",
     "tests/ui/test_health_layout.py": "ui-layout",
@@ -73,11 +74,13 @@ SLOW_PATHS = ("tests/alerting_e2e/", "tests/ui/", "tests/deployment/", "tests/db
 
 
 # The order of the tests on the one bin/start platform: the newcomer's first start (DAGs unpaused), then the tests
-# that pause the DAGs, then the Ctrl-C that stops it.
+# that pause the DAGs (the UI journey last of them: it seeds a week of history into the alert store), then the
+# Ctrl-C that stops it.
 BIN_START_ORDER = (
     "tests/deployment/test_local_start.py::",
     "tests/alerting_e2e/test_delivery_under_bin_start.py::",
     "tests/deployment/test_watcher_execution.py::",
+    "tests/ui/test_ui_journey.py::",
     "tests/deployment/test_local_start.py::test_ctrl_c_stops_the_platform_and_everything_it_started",
 )
 

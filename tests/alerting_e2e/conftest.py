@@ -41,10 +41,12 @@ WARN_TEST = "test.vyaparbazaar.zz_probe_features_warn"
 
 PROBE_MACRO = """
 {% macro probe_hook(name) %}
-  {#- test-only: VYAPAR_PROBE=break_<name> makes the model fail, slow_<name> makes it burn CPU first -#}
+  {#- test-only: VYAPAR_PROBE=break_<name> makes the model fail; slow_<name> makes it wait first, for a line on the
+      named pipe VYAPAR_PROBE_GATE (the test opens the gate: a slow model that costs no CPU) -#}
   {%- set probe = env_var('VYAPAR_PROBE', '') -%}
   {%- if ('break_' ~ name) in probe -%} select no_such_column_{{ name }}
-  {%- elif ('slow_' ~ name) in probe -%} select sum(i % 7) from range({{ env_var('VYAPAR_PROBE_BURN', '20000000000') }}) t(i)
+  {%- elif ('slow_' ~ name) in probe -%}
+  select count(*) from read_csv('{{ env_var("VYAPAR_PROBE_GATE", "") }}', header=false, auto_detect=false, columns={'line': 'varchar'})
   {%- else -%} select 1
   {%- endif -%}
 {% endmacro %}
@@ -136,8 +138,8 @@ class AlertingRig:
             # the task callbacks opened, so each test still sees exactly one alert.
         }
 
-    def run(self, probe: str = "", conf: dict | None = None) -> DagTestResult:
-        result = dags_test(DAG_ID, conf=conf, env=self.env(probe))
+    def run(self, probe: str = "", conf: dict | None = None, **env: str) -> DagTestResult:
+        result = dags_test(DAG_ID, conf=conf, env={**self.env(probe), **env})
         self.runs.append(result)
         return result
 

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import threading
+import time
+
 import pytest
 
+from tests.airflow_runs import Gate
 from tests.alerting_e2e.conftest import (
     DAG_ID,
     FAIL_TEST,
@@ -17,6 +21,9 @@ from tests.alerting_e2e.conftest import (
 )
 
 pytestmark = pytest.mark.slow
+# How long the slow model's task waits for its alert at most, and how long it goes on once the alert is in Slack.
+SLOW_ALERT_TIMEOUT = 180
+GATE_HOLD_SECONDS = 8
 
 
 def test_failing_dbt_test_alerts_medium_in_slack_only(rig_factory):
@@ -35,8 +42,9 @@ def test_failing_dbt_test_alerts_medium_in_slack_only(rig_factory):
 
 
 @pytest.fixture(scope="module")
-def slow_run(rig_factory):
-    """ml_customer_segments usually takes 1 s (three seeded runs); this run burns ~20 s of CPU first.
+def slow_run(rig_factory, tmp_path_factory):
+    """ml_customer_segments usually takes 1 s (three seeded runs); in this run it waits at a gate (no CPU) until its
+    "still running" alert has reached Slack, and GATE_HOLD_SECONDS more: the alert must come while the model runs.
 
     Memory is also held to a 1% threshold, so the resource sampler must raise a critical alert.
     """
@@ -44,16 +52,35 @@ def slow_run(rig_factory):
     store = rig.store
     for n in range(3):
         store.record_duration(SEGMENTS, 1.0, f"seeded-{n}")
-    result = rig.run(probe="slow_segments")
+    gate, finished = Gate(tmp_path_factory.mktemp("gate") / "segments"), threading.Event()
+
+    def open_gate_after_the_alert() -> None:
+        deadline = time.monotonic() + SLOW_ALERT_TIMEOUT
+        while time.monotonic() < deadline and not finished.is_set() and not _still_running(rig):
+            time.sleep(0.2)
+        time.sleep(GATE_HOLD_SECONDS)  # also when no alert came: the test below says it is missing
+        gate.open(finished)
+
+    opener = threading.Thread(target=open_gate_after_the_alert, daemon=True)
+    opener.start()
+    try:
+        result = rig.run(probe="slow_segments", VYAPAR_PROBE_GATE=str(gate.path))
+    finally:
+        finished.set()
+        opener.join()
     assert result.succeeded, result.output[-4000:]
     wait_for(lambda: not rig.store.list_deliveries("pending") and not rig.store.list_deliveries("sending"), 30, "drain")
     return rig, result
 
 
+def _still_running(rig) -> list:
+    return [m for m in rig.top_level("#data-alerts") if "still running" in m.text]
+
+
 def test_slow_model_alerts_while_it_is_still_running(slow_run):
     rig, result = slow_run
     ti = task_instance(DAG_ID, run_id_of(result), SEGMENTS_TASK)
-    slow = [m for m in rig.top_level("#data-alerts") if "still running" in m.text]
+    slow = _still_running(rig)
     assert len(slow) == 1, [m.text[:120] for m in rig.slack.messages]
     text = text_of(slow[0])
     for expected in ("LOW", "ml_customer_segments", "usually 1.0 s", "Baseline", "Threshold", "Elapsed", f"slow:{SEGMENTS}"):

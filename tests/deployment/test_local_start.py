@@ -70,6 +70,12 @@ def test_start_prints_where_the_ui_is_and_how_to_log_in(started_platform):
     assert "Log in as:   admin / " in text
 
 
+def test_a_fresh_platform_shows_no_open_alerts(started_platform):
+    """First contact: bin/start built the warehouse from our own generated data, which pages no one."""
+    alerts = _api(started_platform, "/vyapar-health/api/health")["alerts"]
+    assert [a for a in alerts if a["status"] == "open"] == [], alerts
+
+
 def test_ui_lists_every_vyaparbazaar_dag_with_its_schedule_and_a_first_trigger_runs_at_once(started_platform):
     """The newcomer's first trigger (vyapar_staging, as in issue 20) starts at once: no catch-up run before it."""
     base = started_platform["base"]

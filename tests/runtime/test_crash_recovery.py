@@ -26,10 +26,14 @@ DBT_PROCESS = {"VYAPAR_DBT_INVOCATION": "subprocess"}
 PROBE_ONLY = {"select": "zz_slow_probe", "full_refresh": False}
 
 SLOW_PROBE_SQL = """
--- test-only model: burns CPU while VYAPAR_SLOW_PROBE=1 so the test can kill dbt in the middle of it
+-- test-only model: while VYAPAR_PROBE_GATE names a pipe, it waits for a line on it (at no CPU cost; the test never
+-- writes one) so the test can kill dbt in the middle of the model
+{%- set gate = env_var('VYAPAR_PROBE_GATE', '') %}
 select
     (select count(*) from {{ ref('fct_orders') }}) as order_rows,
-    (select sum(i) from range({{ 50000000000 if env_var('VYAPAR_SLOW_PROBE', '0') == '1' else 10 }}) as t(i)) as burn
+    {% if gate -%}
+    (select count(*) from read_csv('{{ gate }}', header=false, auto_detect=false, columns={'line': 'varchar'}))
+    {%- else %}0{% endif %} as waited
 """
 
 
@@ -81,17 +85,18 @@ def _task_states(dag_id: str, task_id: str) -> list[str]:
     return [r[0] for r in history + current]
 
 
-def test_sigkilled_dbt_fails_the_task_keeps_the_warehouse_and_the_rerun_succeeds(session_warehouse, probe_project):
-    from tests.airflow_runs import dags_test
+def test_sigkilled_dbt_fails_the_task_keeps_the_warehouse_and_the_rerun_succeeds(session_warehouse, probe_project, tmp_path):
+    from tests.airflow_runs import Gate, dags_test
 
     with duckdb.connect(str(settings.DUCKDB_PATH), read_only=True) as con:
         before = {t: con.execute(f"select count(*) from core.{t}").fetchone()[0] for t in ("fct_orders", "fct_order_items")}
 
-    done, kills = threading.Event(), []
+    gate, done, kills = Gate(tmp_path / "gate"), threading.Event(), []
     killer = threading.Thread(target=_kill_probe_dbt_until, args=(done, kills), daemon=True)
     killer.start()
     try:
-        crashed = dags_test("vyapar_facts", conf=PROBE_ONLY, env={**probe_project, "VYAPAR_SLOW_PROBE": "1", **DBT_PROCESS})
+        crashed = dags_test("vyapar_facts", conf=PROBE_ONLY, env={**probe_project, **DBT_PROCESS,
+                                                                  "VYAPAR_PROBE_GATE": str(gate.path)})  # fmt: skip
     finally:
         done.set()
         killer.join()
@@ -108,5 +113,6 @@ def test_sigkilled_dbt_fails_the_task_keeps_the_warehouse_and_the_rerun_succeeds
 
     rerun = dags_test("vyapar_facts", conf=PROBE_ONLY, env={**probe_project, **DBT_PROCESS})
     assert rerun.succeeded, rerun.output[-4000:]
+    print(f"\nkilled {len(kills)} dbt processes in a {crashed.seconds:.1f} s run; the rerun took {rerun.seconds:.1f} s")
     with duckdb.connect(str(settings.DUCKDB_PATH), read_only=True) as con:
         assert con.execute("select order_rows from core.zz_slow_probe").fetchone()[0] == before["fct_orders"]

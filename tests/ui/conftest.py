@@ -1,4 +1,4 @@
-"""Browser tests of the Airflow UI: one platform started with `bin/start` (own data folder, free port) per module,
+"""Browser tests of the Airflow UI: the journey runs on the newcomer's `bin/start` platform (tests/bin_start.py),
 driven by Playwright through Debian's Chromium (`apt-get install -y chromium`; Playwright cannot download browsers
 here). Screenshots go to `<test session dir>/ui/` and to `test-artifacts/ui/` (git-ignored), one per step.
 """
@@ -15,7 +15,6 @@ import pytest
 import requests
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
-from tests.bin_start import bin_start, free_port
 from tests.conftest import ARTIFACTS, session_dir
 
 CHROMIUM = os.environ.get("VYAPAR_CHROMIUM", "/usr/bin/chromium")
@@ -49,27 +48,16 @@ def _tail(platform: dict) -> str:
 
 
 @pytest.fixture(scope="module")
-def platform():
-    """`bin/start` (tests/bin_start.py) with its own data folder, DAGs paused (the test unpauses what it triggers, as
-    the trigger form does). No Slack or email reachable (the journey reads the delivery errors): no .env, Slack a
-    channel without a connection, email to a port nobody listens on rather than bin/start's mail catcher
-    (docs/local.md)."""
-    root = session_dir() / "ui-platform"
-    if root.exists():
-        shutil.rmtree(root)
-    root.mkdir(parents=True)
-    env = {"VYAPAR_ALERT_CHANNELS": "slack,email", "SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(free_port())}
-    with bin_start(root, "ui/bin_start.log", **env) as started:
-        info = dict(started)
-        info["password"] = json.loads((root / "airflow_home" / "passwords.json").read_text())["admin"]
-        token = requests.post(
-            f"{info['base']}/auth/token", json={"username": "admin", "password": info["password"]}, timeout=10
-        )
-        token.raise_for_status()
-        info["headers"] = {"Authorization": f"Bearer {token.json()['access_token']}"}
-        info["store_url"] = f"sqlite:///{root / 'data' / 'alerts.sqlite'}"
-        print(f"\nplatform up at {info['base']} after {info['ready_seconds']:.0f} s (log {info['log']})")
-        yield info
+def platform(paused_platform):
+    """The newcomer's `bin/start` platform (tests/bin_start.py), once the first-start, delivery and watcher tests are
+    done with it: DAGs paused (the journey unpauses what it triggers, as the trigger form does), Slack a local
+    stand-in whose faults the journey programs, email to bin/start's mail catcher. The fault it leaves is cleared at
+    the end: the Ctrl-C test that stops the platform comes last (tests/conftest.py, BIN_START_ORDER)."""
+    info = dict(paused_platform)
+    info["password"] = json.loads((info["root"] / "airflow_home" / "passwords.json").read_text())["admin"]
+    print(f"\nplatform up at {info['base']} (log {info['log']})")
+    yield info
+    info["slack"].clear_faults()
 
 
 @pytest.fixture(scope="module")

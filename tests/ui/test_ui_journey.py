@@ -1,6 +1,6 @@
-"""The on-call journey through the Airflow UI, in a real browser, against a platform started with `bin/start`.
+"""The on-call journey through the Airflow UI, in a real browser, on the newcomer's platform (`bin/start`).
 
-The tests run in order and build on each other (one platform per module): log in and read the DAG list; a bad
+The tests run in order and build on each other: log in and read the DAG list; a bad
 `select` is refused by the trigger form; trigger a layer DAG with its params from the form and watch it succeed;
 read the dbt log of a task; a failing run raises an alert; the pipeline-health view shows all of it; the dbt docs
 are served; the health view is timed with a week of run history seeded through the alert store's API.
@@ -106,13 +106,8 @@ def test_login_then_the_dag_list_shows_every_dag_with_its_schedule_and_tags(plat
     shots(page, "03_dag_list", height=2400)
 
 
-def test_a_fresh_platform_shows_no_open_alerts(platform):
-    """First contact: bin/start built the warehouse from our own generated data, which pages no one."""
-    alerts = health_json(platform)["alerts"]
-    assert [a for a in alerts if a["status"] == "open"] == [], alerts
-
-
 def test_the_trigger_form_refuses_a_bad_select_with_a_clear_message(platform, page, shots):
+    runs_before = {r["dag_run_id"] for r in api(platform, f"/api/v2/dags/{DAG}/dagRuns")["dag_runs"]}
     dialog = open_trigger_form(page, platform)
     # The default (empty selector: the whole DAG) can be triggered: the param is optional.
     assert dialog.get_by_role("button", name="Trigger").is_enabled()
@@ -131,7 +126,7 @@ def test_the_trigger_form_refuses_a_bad_select_with_a_clear_message(platform, pa
     ).is_visible()
     shots(page, "04_bad_select_refused")
     runs = api(platform, f"/api/v2/dags/{DAG}/dagRuns")["dag_runs"]
-    assert not [r for r in runs if r["run_type"] == "manual"], "a refused trigger must not create a run"
+    assert {r["dag_run_id"] for r in runs} == runs_before, "a refused trigger must not create a run"
     page.keyboard.press("Escape")
 
 
@@ -185,6 +180,8 @@ def test_a_task_log_shows_dbt_output(platform, page, shots):
 
 def test_a_failing_run_raises_an_alert(platform):
     # A selector that passes the form's pattern but names no model: the run fails at once (no retries) and alerts.
+    # Slack answers HTTP 500 from now on (until the module ends): the health view must show the delivery waiting.
+    platform["slack"].fail_next(100_000, "500")
     # Unpaused as the trigger form does (the browser steps before may not have run: no Chromium on the machine).
     api(platform, f"/api/v2/dags/{DAG}", "PATCH", json={"is_paused": False})
     run = api(platform, f"/api/v2/dags/{DAG}/dagRuns", "POST",
@@ -197,7 +194,7 @@ def test_a_failing_run_raises_an_alert(platform):
 
     def alerted():
         alerts = [a for a in health_json(platform)["alerts"] if a["kind"] == "failed_run" and a["run_id"] == run_id]
-        # Wait for the flusher's first attempt too (no Slack/SMTP connections here: it fails and says why).
+        # Wait for the flusher's first attempt too (Slack answers 500: it fails and says why).
         return (
             alerts
             if alerts and all(d["attempts"] or d["status"] != "pending" for a in alerts for d in a["deliveries"])
@@ -281,11 +278,12 @@ def test_the_health_view_shows_what_this_test_did(platform, page, shots):
     href = row.get_by_role("link", name="run ↗").get_attribute("href")
     assert href.startswith(f"../dags/{DAG}/runs/{quote(state['failed_run_id'], safe='')}")
 
-    # Outbox: the backlog and the last delivery error (no Slack/SMTP connection is configured here).
+    # Outbox: the backlog and the last delivery error (Slack answers HTTP 500; the email went to the mail catcher).
     # (The flusher keeps retrying while the test reads: compare with what the page itself says, not a snapshot.)
     waiting, dead = (int(view.locator(f"#outbox .{name}").inner_text()) for name in ("backlog", "dead"))
-    assert waiting + dead >= len(alert["deliveries"])
-    assert re.search(r"(?i)connection", view.locator("#outbox .last-error").inner_text())
+    assert waiting + dead >= 1
+    last_error = view.locator("#outbox .last-error").inner_text()
+    assert re.search(r"Slack API error .*HTTP 500", last_error), last_error
 
     # Latest runs from Airflow's metadata: our DAG's last run failed.
     assert "failed" in view.locator(f'#runs tr[data-dag="{DAG}"]').inner_text()
