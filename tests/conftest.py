@@ -85,6 +85,30 @@ BIN_START_ORDER = (
 )
 
 
+# The groups, longest first (seconds of setup + call + teardown in a whole run, 2026-12-07): xdist hands a worker the
+# next group in this order when it has two tests or fewer left (`--no-loadscope-reorder` in bin/test), so the long
+# groups start early, and the short ungrouped tests fill in at the end, when one worker would otherwise wait for the
+# other (xdist's own order, by test count, started the 3-test container group late: ~80 s of one idle worker).
+GROUP_ORDER = (
+    "bin-start",  # 366 s
+    "alerting-e2e",  # 337 s
+    "containers",  # 279 s
+    "warehouse",  # 234 s
+    "airflow-layers",  # 207 s
+    "compose-standin",  # 130 s
+    "postgres",  # 95 s
+    "ui-metrics",  # 18 s
+    "ui-subpath",  # 8 s
+    "ui-layout",  # 2 s
+)
+
+
+def _group_rank(item) -> int:
+    marker = item.get_closest_marker("xdist_group")
+    name = marker and (marker.args[0] if marker.args else marker.kwargs.get("name"))
+    return GROUP_ORDER.index(name) if name in GROUP_ORDER else len(GROUP_ORDER)
+
+
 def _bin_start_rank(nodeid: str) -> int:
     return max(i for i, prefix in enumerate(BIN_START_ORDER) if nodeid.startswith(prefix))
 
@@ -102,6 +126,7 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.xdist_group(group))
         if path.startswith(SLOW_PATHS):
             item.add_marker(pytest.mark.slow)
+    items.sort(key=_group_rank)  # stable: each group's own order (and BIN_START_ORDER) is kept
 
 
 # Real Airflow runs (metadata DB, raw data, the layer runs) and bin/start platforms as plugins: each session fixture

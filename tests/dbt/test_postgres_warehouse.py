@@ -339,19 +339,17 @@ def test_unreachable_warehouse_is_a_clear_error_without_the_password(tmp_path, m
 
 
 @pytest.mark.slow
-def test_cosmos_builds_the_postgres_profile_from_the_airflow_connection(tmp_path, pg_database):
+def test_cosmos_builds_the_postgres_profile_from_the_airflow_connection(tmp_path, pg_database, airflow_db):
     """`airflow dags test vyapar_sources` on the postgres target, the warehouse given only as
     AIRFLOW_CONN_VYAPAR_WAREHOUSE: the landing task loads the hour's batch into raw, Cosmos' freshness and
     source-test tasks connect through the profile it maps from that connection."""
     from include.vyapar.data.datagen import generate_initial
-    from tests.airflow_runs import airflow_cli, dags_test
+    from tests.airflow_runs import airflow_cli, dags_test  # the worker's metadata DB: the `airflow_db` fixture
 
     landing = tmp_path / "landing"
     now = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
     generate_initial(landing, scale=0.01, seed=7, as_of=now, progress=False)
     env = {**pg_database.env(), "VYAPAR_LANDING_DIR": str(landing), "VYAPAR_WAREHOUSE_POOL_SLOTS": "4"}
-    airflow_cli("db", "migrate")
-    airflow_cli("pools", "set", "duckdb_warehouse", "1", "DuckDB single writer")  # other tests' DAG runs
     setup = subprocess.run([str(DBT_BIN.with_name("python")), "-m", "include.vyapar.deploy.airflow_setup"],
                            env={**os.environ, **env}, capture_output=True, text=True, check=False)  # fmt: skip
     assert setup.returncode == 0, setup.stderr

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -18,6 +19,9 @@ if str(REPO_ROOT) not in sys.path:  # `include` is imported from the repo root
 DBT_PROJECT_DIR = REPO_ROOT / "dbt"
 DBT_BIN = Path(sys.executable).with_name("dbt")
 SCALE, SEED = 0.05, 7
+PARTIAL_PARSE = "partial_parse.msgpack"
+# This worker's partial parses, one per DuckDB file name (the profile dbt checks): tests/conftest.py's session folder
+_PARTIAL_PARSES = Path(os.environ.get("VYAPAR_DATA_DIR", "/tmp")) / "harness-partial-parses"
 AS_OF = "2026-11-26T10:00:00"
 TABLES = (
     "customers",
@@ -58,19 +62,27 @@ class Warehouse:
         return self.root / "warehouse.duckdb"
 
     def env(self, duckdb_path: Path | None = None) -> dict[str, str]:
+        """dbt's environment; the DuckDB file is named relative to the folder dbt runs in (`dbt()`): every warehouse's
+        profile is then the same, and one partial parse serves them all (an absolute path is part of the profile dbt
+        checks, and a changed profile means a full parse: 2.5-3 s a call)."""
         from include.vyapar.settings import dbt_env
 
         return {
             **os.environ,
             **dbt_env(),
-            "VYAPAR_DUCKDB_PATH": str(duckdb_path or self.duckdb_path),
+            "VYAPAR_DUCKDB_PATH": (duckdb_path or self.duckdb_path).name,
             "VYAPAR_LANDING_DIR": str(self.landing),
             "VYAPAR_DBT_TARGET": "duckdb",
             "DBT_PROFILES_DIR": str(DBT_PROJECT_DIR),
         }
 
     def dbt(self, *args: str, duckdb_path: Path | None = None, check: bool = True) -> DbtResult:
+        database = duckdb_path or self.duckdb_path
         target = self.root / "target"
+        seed = _PARTIAL_PARSES / database.name / PARTIAL_PARSE
+        if seed.exists():  # the worker's latest parse with this profile (the project does not change in a session)
+            target.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(seed, target / PARTIAL_PARSE)
         cmd = [
             str(DBT_BIN),
             *args,
@@ -84,9 +96,13 @@ class Warehouse:
             str(self.root / "logs"),
         ]
         proc = subprocess.run(
-            cmd, env=self.env(duckdb_path), capture_output=True, text=True, check=False, cwd=DBT_PROJECT_DIR
+            cmd, env=self.env(duckdb_path), capture_output=True, text=True, check=False, cwd=database.parent
         )
         result = DbtResult(proc.returncode, proc.stdout + proc.stderr, target)
+        if (target / PARTIAL_PARSE).exists():
+            seed.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(target / PARTIAL_PARSE, seed.with_suffix(".tmp"))
+            os.replace(seed.with_suffix(".tmp"), seed)
         if check and proc.returncode != 0:
             raise AssertionError(f"`dbt {' '.join(args)}` failed ({proc.returncode}):\n{result.output[-6000:]}")
         return result
