@@ -104,7 +104,7 @@ def test_resource_pressure_alerts_critical_in_slack_and_email(slow_run):
 
 def test_slow_model_recovers_when_it_next_runs_within_its_threshold(slow_run):
     rig, _ = slow_run
-    (slow,) = [m for m in rig.top_level("#data-alerts") if "still running" in m.text]
+    (slow,) = _still_running(rig)
     result = rig.run()
     assert result.succeeded, result.output[-4000:]
     replies = wait_for(lambda: [m for m in rig.replies_to(slow) if "RESOLVED" in m.text], 60, "the slow recovery")
