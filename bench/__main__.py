@@ -18,7 +18,7 @@ from bench.common import RESULTS_DIR, Scale, log, write_json
 ALL_VARIANTS = ["local_subprocess", "local_dbt_runner", "watcher_subprocess", "watcher_dbt_runner"]
 # The peers: the same layer DAGs as stock Cosmos builds them, on a stock Airflow (bench/dags_stock)
 STOCK_VARIANTS = ["stock_local", "stock_watcher"]
-STEPS = ["parse", "plain", "airflow", "incremental", "profile", "alerts", "snapshot"]
+STEPS = ["parse", "plain", "airflow", "compose", "incremental", "profile", "alerts", "snapshot"]
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -126,6 +126,16 @@ def main(argv: list[str] | None = None) -> int:
                     scale, airflow_plan[value], "alerts" in steps and value == scales[0], args
                 ),
             )
+        if "compose" in steps:
+            from bench import compose_run
+
+            record(
+                entry,
+                "compose",
+                f"{scale.name} daily build on the compose stack (containers)",
+                lambda scale=scale: compose_run.measure(scale),
+            )
+        if ("airflow" in steps and value in airflow_plan) or "compose" in steps:
             if "plain" in steps:  # plain again after Airflow: the ratio uses the mean of before and after
                 record(
                     entry,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -90,6 +91,7 @@ class Timed:
     output: str
     cli_seconds: float | None = None  # bench.dbt_warm runs: the whole process, dbt's import included
     node_seconds: dict | None = None  # dbt run_results per node, where a caller reads them
+    cpu_seconds: float | None = None  # user + system CPU of the command and its children
 
 
 def _tree_rss(proc) -> int:
@@ -112,6 +114,7 @@ def run_timed(cmd: list[str], env: dict[str, str], cwd: Path | None = None, time
     """Run a command; wall seconds and the peak resident memory of it and all its children (sampled every 50 ms)."""
     import psutil
 
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     peak = 0
@@ -129,7 +132,9 @@ def run_timed(cmd: list[str], env: dict[str, str], cwd: Path | None = None, time
     seconds = time.perf_counter() - started
     done.set()
     sampler.join()
-    return Timed(seconds, peak, proc.returncode, out)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    return Timed(seconds, peak, proc.returncode, out, cpu_seconds=cpu)
 
 
 def dbt_cmd(*args: str) -> list[str]:

@@ -68,6 +68,28 @@ def summarize(results: dict) -> dict:
                 "over_plain_per_layer": run["seconds"] / s["plain_per_layer_seconds"]
                 if s["plain_per_layer_seconds"] and run.get("seconds") and run.get("ok") else None,
             }  # fmt: skip
+            # layer by layer against the split: where the difference is, and the CPU Airflow's own processes
+            # spent during each run (on 2 cores, taken from dbt)
+            plain_layers = per_layer.get("layers") or {}
+            s["airflow"][variant]["layers"] = {
+                r["dag_id"].removeprefix("vyapar_").split("__")[0]: {
+                    "seconds": r.get("seconds"),
+                    "plain_seconds": (plain_layers.get(r["dag_id"].removeprefix("vyapar_").split("__")[0]) or {}).get("seconds"),
+                    "cpu_seconds": r.get("cpu_seconds"),
+                }
+                for r in runs
+            }  # fmt: skip
+        compose = entry.get("compose") or {}
+        if compose.get("runs"):
+            ok = compose.get("ok") and compose.get("seconds")
+            s["compose"] = {
+                "seconds": compose.get("seconds"), "ok": compose.get("ok"),
+                "over_plain": compose["seconds"] / plain if ok and plain else None,
+                "over_plain_per_layer": compose["seconds"] / s["plain_per_layer_seconds"]
+                if ok and s["plain_per_layer_seconds"] else None,
+                "layers": {r["dag_id"].removeprefix("vyapar_"): r["seconds"] for r in compose["runs"]},
+                "up_until_healthy_seconds": compose.get("up_until_healthy_seconds"),
+            }  # fmt: skip
         alerts = (entry.get("airflow") or {}).get("alerts")
         if alerts:
             summary["alerts"] = {
@@ -167,6 +189,17 @@ def table(summary: dict) -> str:
                 lines.append(
                     f"{'      floor: plain + the layer runs at the floor, over plain':<58} {_fmt(a['floor_over_plain'], 'x'):>14}"
                 )
+        if c := s.get("compose"):
+            label = "   daily build on the compose stack (containers)"
+            value = f"{_fmt(c['seconds'], ' s', 1)} {_fmt(c['over_plain'], 'x')}" if c.get("ok") else "failed"
+            lines.append(f"{label:<58} {value:>14}")
+            if c.get("over_plain_per_layer") is not None:
+                lines.append(f"{'      over plain dbt one process per layer':<58} {_fmt(c['over_plain_per_layer'], 'x'):>14}")
+        for variant, a in s["airflow"].items():
+            for layer, v in (a.get("layers") or {}).items():
+                cpu = {k: x for k, x in (v.get("cpu_seconds") or {}).items() if x >= 0.05}
+                lines.append(f"      {variant} {layer}: {_fmt(v.get('seconds'), ' s', 1)} against plain "
+                             f"{_fmt(v.get('plain_seconds'), ' s', 1)}; Airflow CPU {cpu}")  # fmt: skip
         ours = s["airflow"].get(OURS) or {}
         for peer in ("stock_local", "stock_watcher"):
             theirs = s["airflow"].get(peer) or {}

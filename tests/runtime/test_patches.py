@@ -139,6 +139,59 @@ def test_dag_processor_parse_time__airflow_73432_a_callback_only_run_forgets_the
     assert manager._file_stats[file].last_finish_time is None  # the bug (ours keeps parsed_at: test_watcher_board)
 
 
+def test_success_task_callbacks__the_dag_processor_parses_a_file_for_a_success_request_it_drops():
+    """Stock: a trigger that ends a task with success sends a TaskCallbackRequest (handle_event_submit); the
+    manager queues its DAG file for a parse; the processor then runs nothing for it. Patched: not queued, while a
+    failure request still is."""
+    import inspect
+    from datetime import UTC, datetime
+    from uuid import uuid4
+
+    import structlog
+    from airflow.callbacks.callback_requests import TaskCallbackRequest
+    from airflow.dag_processing import manager as manager_module
+    from airflow.dag_processing.processor import _execute_task_callbacks
+    from airflow.models import trigger
+    from airflow.sdk.api.datamodels._generated import TaskInstance as TIDataModel
+    from airflow.utils.state import TaskInstanceState
+
+    from include.vyapar.runtime.patches.success_task_callbacks import drop_success_task_callbacks
+
+    # the sender: a task-ending event with success sends a callback request, whatever callbacks the task has
+    end_handler = trigger.handle_event_submit.dispatch(trigger.BaseTaskEndEvent)
+    assert "TaskInstanceState.SUCCESS," in inspect.getsource(end_handler)
+
+    def request(state):
+        ti = TIDataModel(id=uuid4(), task_id="dbt.stg_orders.run", dag_id="vyapar_staging", run_id="r1", try_number=1,
+                         dag_version_id=uuid4(), map_index=-1, hostname="h", start_date=datetime.now(UTC))  # fmt: skip
+        return TaskCallbackRequest(filepath="vyaparbazaar_pipelines.py", bundle_name="dags-folder", bundle_version=None,
+                                   ti=ti, task_callback_type=state)  # fmt: skip
+
+    class NoDagBag:  # the processor must not even look the DAG up for a success request
+        def get_dag(self, *args, **kwargs):
+            raise AssertionError("looked up")
+
+    _execute_task_callbacks(NoDagBag(), request(TaskInstanceState.SUCCESS), structlog.get_logger())  # the drop
+
+    queued = []
+
+    class Manager:
+        def _add_callback_to_queue(self, req):
+            queued.append(req.task_callback_type)
+
+    stock = Manager()
+    stock._add_callback_to_queue(request(TaskInstanceState.SUCCESS))
+    assert queued == [TaskInstanceState.SUCCESS]  # the file would be parsed for nothing
+    assert hasattr(manager_module.DagFileProcessorManager, "_add_callback_to_queue")  # what the patch wraps
+
+    queued.clear()
+    drop_success_task_callbacks(type("module", (), {"DagFileProcessorManager": Manager}))
+    Manager()._add_callback_to_queue(request(TaskInstanceState.SUCCESS))
+    Manager()._add_callback_to_queue(request(TaskInstanceState.FAILED))
+    Manager()._add_callback_to_queue(request(TaskInstanceState.UP_FOR_RETRY))
+    assert queued == [TaskInstanceState.FAILED, TaskInstanceState.UP_FOR_RETRY]
+
+
 def test_triggerer_wake__the_trigger_runner_still_sleeps_1_s_between_passes():
     """Stock: TriggerRunner.arun hands fired events on only after `anyio.move_on_after(1)`, the sleep the patch
     can end early. If the loop changed, the patch may no longer fit (or be needed)."""

@@ -37,6 +37,8 @@ PATCHES = (
     Patch("dag_processor_parse_time", "https://github.com/apache/airflow/issues/73432", ("apache-airflow-core",)),
     Patch("triggerer_wake", "no upstream issue filed: the trigger runner hands fired events on only after its 1 s "
           "sleep", ("apache-airflow-core",)),  # fmt: skip
+    Patch("success_task_callbacks", "no upstream issue filed: the dag-processor parses a DAG file for a task's "
+          "success callback request that it then drops (run only for failures)", ("apache-airflow-core",)),  # fmt: skip
     Patch("callback_parse_scope", "no upstream issue filed: a dag-processor callback parse has no parsing context "
           "(apache/airflow#73432 is its neighbour)", ("apache-airflow-core",)),  # fmt: skip
     Patch("cosmos_manifest_cache", "https://github.com/astronomer/astronomer-cosmos/issues/2294",
@@ -100,6 +102,7 @@ def install_for_process(argv: list[str]) -> None:
     command = argv[1:2]
     if "dag-processor" in command:
         _module("dag_processor_parse_time").install()
+        _module("success_task_callbacks").install()
     if "triggerer" in command:
         _module("triggerer_wake").install()
         _module("xcom_not_found_log").install()
