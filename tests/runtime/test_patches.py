@@ -119,6 +119,22 @@ def test_a_patch_that_no_longer_fits_fails_the_import_it_hooks_not_just_a_log_li
         sys.modules.pop("vyapar_probe_manager", None)
 
 
+def test_two_patches_of_one_module_both_run_once_it_is_imported(tmp_path, monkeypatch):
+    """The dag-processor's manager carries two patches: the second hook must not be dropped for the first."""
+    import importlib
+
+    from include.vyapar.runtime.patches.after_import import after_import
+
+    (tmp_path / "vyapar_probe_twice.py").write_text("ran = []\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    after_import("vyapar_probe_twice", lambda module: module.ran.append("first"))
+    after_import("vyapar_probe_twice", lambda module: module.ran.append("second"))
+    try:
+        assert importlib.import_module("vyapar_probe_twice").ran == ["first", "second"]
+    finally:
+        sys.modules.pop("vyapar_probe_twice", None)
+
+
 # ------------------------------------------------------------------------------------ one upstream bug per patch
 def test_dag_processor_parse_time__airflow_73432_a_callback_only_run_forgets_the_parse_time():
     """Stock: the stat a callback-only run leaves has no last_finish_time (the file is parsed again, whole)."""

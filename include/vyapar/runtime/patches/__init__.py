@@ -96,21 +96,30 @@ def _module(name: str):
     return importlib.import_module(f"{__name__}.{name}")
 
 
+def _install(name: str) -> None:
+    """Apply one patch, unless the bench is measuring the platform without it (VYAPAR_BENCH_PATCHES_OFF, a comma
+    list of patch modules: each patch's gain in docs/runtime.md is measured that way)."""
+    from include.vyapar import settings
+
+    if name not in settings.setting("VYAPAR_BENCH_PATCHES_OFF").split(","):
+        _module(name).install()
+
+
 def install_for_process(argv: list[str]) -> None:
     """At the start of every Airflow process (airflow_local_settings): check, then the fixes this process needs."""
     check()
     command = argv[1:2]
     if "dag-processor" in command:
-        _module("dag_processor_parse_time").install()
-        _module("success_task_callbacks").install()
+        _install("dag_processor_parse_time")
+        _install("success_task_callbacks")
     if "triggerer" in command:
-        _module("triggerer_wake").install()
-        _module("xcom_not_found_log").install()
+        _install("triggerer_wake")
+        _install("xcom_not_found_log")
 
 
 def install_for_dags() -> None:
     """In the DAG file, before the DAGs are built (every parse, every task process): check, then the patches
     building and running the dbt tasks need. Idempotent."""
     check()
-    _module("cosmos_manifest_cache").install()
-    _module("dbt_runner_in_process").install()
+    _install("cosmos_manifest_cache")
+    _install("dbt_runner_in_process")

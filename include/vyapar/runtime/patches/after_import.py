@@ -14,14 +14,17 @@ def after_import(module_name: str, patch) -> None:
     if module_name in sys.modules:
         patch(sys.modules[module_name])
         return
-    if any(isinstance(f, _AfterImport) and f.module_name == module_name for f in sys.meta_path):
-        return
+    for finder in sys.meta_path:
+        if isinstance(finder, _AfterImport) and finder.module_name == module_name:
+            if patch not in finder.patches:
+                finder.patches.append(patch)  # a second patch of the same module runs after the first
+            return
     sys.meta_path.insert(0, _AfterImport(module_name, patch))
 
 
 class _AfterImport(importlib.abc.MetaPathFinder):
     def __init__(self, module_name: str, patch):
-        self.module_name, self.patch = module_name, patch
+        self.module_name, self.patches = module_name, [patch]
 
     def find_spec(self, fullname, path, target=None):
         if fullname != self.module_name:
@@ -30,12 +33,13 @@ class _AfterImport(importlib.abc.MetaPathFinder):
         spec = importlib.util.find_spec(fullname)
         if spec is None or spec.loader is None:
             return spec
-        loader, patch = spec.loader, self.patch
+        loader, patches = spec.loader, self.patches
         original_exec = loader.exec_module
 
         def exec_module(module):
             original_exec(module)
-            patch(module)
+            for patch in patches:
+                patch(module)
 
         loader.exec_module = exec_module
         return spec
