@@ -38,7 +38,7 @@ class Platform:
         self.base, self.headers, self.data, self.log = base, headers, data, log
 
     def get(self, path: str, **params) -> dict:
-        response = requests.get(f"{self.base}/api/v2/{path}", params=params, headers=self.headers, timeout=10)
+        response = requests.get(f"{self.base}/api/v2/{path}", params=params, headers=self.headers, timeout=30)
         response.raise_for_status()
         return response.json()
 
