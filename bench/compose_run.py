@@ -20,6 +20,7 @@ import shutil
 import time
 from pathlib import Path
 
+from bench.airflow_run import _ts
 from bench.common import Scale, log
 
 IMAGE_UID = 50000
@@ -60,12 +61,6 @@ def _own(folder: Path) -> None:
     """The image's user (uid 50000, group 0, as docker-compose.yaml runs it) owns the bound folders."""
     for path in (folder, *folder.rglob("*")):
         os.chown(path, IMAGE_UID, 0)
-
-
-def _ts(value: str) -> float:
-    from datetime import datetime
-
-    return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
 
 
 def measure(scale: Scale) -> dict:
