@@ -20,11 +20,10 @@ import shutil
 import time
 from pathlib import Path
 
-from bench.airflow_run import _ts
+from bench.airflow_run import LAYERS, _ts
 from bench.common import Scale, log
 
 IMAGE_UID = 50000
-LAYERS = ["staging", "intermediate", "dimensions", "facts", "marts", "ml_features"]
 
 
 def _override(path: Path, warehouse: Path, landing: Path) -> Path:
