@@ -71,13 +71,11 @@ def summarize(results: dict) -> dict:
             # layer by layer against the split: where the difference is, and the CPU Airflow's own processes
             # spent during each run (on 2 cores, taken from dbt)
             plain_layers = per_layer.get("layers") or {}
+            layer_runs = {r["dag_id"].removeprefix("vyapar_").split("__")[0]: r for r in runs}
             s["airflow"][variant]["layers"] = {
-                r["dag_id"].removeprefix("vyapar_").split("__")[0]: {
-                    "seconds": r.get("seconds"),
-                    "plain_seconds": (plain_layers.get(r["dag_id"].removeprefix("vyapar_").split("__")[0]) or {}).get("seconds"),
-                    "cpu_seconds": r.get("cpu_seconds"),
-                }
-                for r in runs
+                layer: {"seconds": r.get("seconds"), "cpu_seconds": r.get("cpu_seconds"),
+                        "plain_seconds": (plain_layers.get(layer) or {}).get("seconds")}
+                for layer, r in layer_runs.items()
             }  # fmt: skip
         compose = entry.get("compose") or {}
         if compose.get("runs"):
